@@ -1,0 +1,109 @@
+"""Every Redis key and channel name of the contract, built in one place.
+
+Keeping the names here means the README's key table and the code cannot
+drift apart silently: grep this module to see everything the project touches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "gn-uploader"
+
+#: Statuses this project writes.
+QUEUED, RUNNING, COMPLETED, FAILED, KILLED, LOST = (
+    "queued",
+    "running",
+    "completed",
+    "failed",
+    "killed",
+    "lost",
+)
+WRITTEN_STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, KILLED, LOST)
+#: Statuses other producers write, read as ours.
+STATUS_ALIASES = {"pending": QUEUED, "success": COMPLETED, "error": FAILED, "aborted": KILLED}
+TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, KILLED, LOST})
+ACTIVE_STATUSES = frozenset({QUEUED, RUNNING})
+RETRYABLE_STATUSES = frozenset({FAILED, KILLED, LOST})
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix `P`."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def jobs_index(self) -> str:
+        """Sorted set of every job id, scored by `created`."""
+        return f"{self.prefix}:jobs"
+
+    @property
+    def jobs_pattern(self) -> str:
+        """SCAN pattern that finds job hashes (sub-keys are filtered out after)."""
+        return f"{self.prefix}:jobs:*"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:jobs:{job_id}"
+
+    def user_jobs(self, user_id: str) -> str:
+        return f"{self.prefix}:users:{user_id}:jobs"
+
+    @property
+    def users_pattern(self) -> str:
+        return f"{self.prefix}:users:*:jobs"
+
+    def child(self, job_id: str, n: int) -> str:
+        return f"{self.prefix}:jobs:{job_id}:children:{n}"
+
+    def output(self, job_id: str) -> str:
+        """Stream of the job process's stdout/stderr, written by its supervisor."""
+        return f"{self.prefix}:jobs:{job_id}:output"
+
+    def heartbeat(self, job_id: str) -> str:
+        """String with a TTL, refreshed by the job's supervisor while it lives."""
+        return f"{self.prefix}:jobs:{job_id}:heartbeat"
+
+    def kill_request(self, job_id: str) -> str:
+        """Durable kill request (JSON), deleted by the supervisor once acted on."""
+        return f"{self.prefix}:jobs:{job_id}:kill"
+
+    @property
+    def events_channel(self) -> str:
+        """Pub/sub channel: one small JSON event per write the project makes."""
+        return f"{self.prefix}:events"
+
+    @property
+    def control_channel(self) -> str:
+        """Pub/sub channel: notices to supervisors (kill), backed by durable keys."""
+        return f"{self.prefix}:control"
+
+    @property
+    def audit_stream(self) -> str:
+        """Stream of admin actions (launch, kill, retry, cleanup): who, what, when."""
+        return f"{self.prefix}:audit"
+
+    def sub_keys(self, job_id: str, children: list[str]) -> list[str]:
+        """Every key that belongs to one job besides its hash."""
+        return [
+            self.output(job_id),
+            self.heartbeat(job_id),
+            self.kill_request(job_id),
+            *children,
+        ]
+
+    def job_id_of(self, key: str) -> str | None:
+        """The job id of a job hash key, or None for a sub-key or another key."""
+        head = f"{self.prefix}:jobs:"
+        if not key.startswith(head):
+            return None
+        rest = key[len(head) :]
+        if not rest or ":" in rest:
+            return None
+        return rest
+
+    def user_of(self, key: str) -> str | None:
+        head, tail = f"{self.prefix}:users:", ":jobs"
+        if key.startswith(head) and key.endswith(tail) and len(key) > len(head) + len(tail):
+            return key[len(head) : -len(tail)]
+        return None

@@ -1,0 +1,295 @@
+"""Tolerant parsing of job hashes: whatever is in Redis becomes a `Job`.
+
+A field that is missing, not UTF-8, not JSON or not a number never raises:
+the job is built anyway and the problem is listed in `Job.damage`, so the
+console can show the job, marked as damaged where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gn_jobs_tui.core.keys import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    STATUS_ALIASES,
+    TERMINAL_STATUSES,
+)
+
+REQUIRED_FIELDS = ("job_id", "job_type", "user_id", "status", "command", "created")
+#: Fields the all-jobs table needs; the listing script fetches only these.
+TABLE_FIELDS = (
+    "job_id",
+    "job_type",
+    "user_id",
+    "status",
+    "created",
+    "started",
+    "finished",
+    "host",
+    "progress",
+    "message",
+    "exit_code",
+    "error",
+    "errors",
+    "heartbeat",
+    "attempt",
+    "retry_of",
+    "retried_by",
+    "kill_requested",
+)
+MAX_TEXT = 100_000
+
+
+def to_text(value: Any, damage: list[str] | None = None, name: str = "") -> str | None:
+    """Decode bytes as UTF-8; invalid bytes are replaced and noted as damage."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = value.decode("utf-8", errors="replace")
+            if damage is not None:
+                damage.append(f"{name}: not UTF-8")
+    else:
+        text = str(value)
+    if len(text) > MAX_TEXT:
+        text = text[:MAX_TEXT] + "…[truncated]"
+    return text
+
+
+def _float(text: str | None, damage: list[str], name: str) -> float | None:
+    if text is None or text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        damage.append(f"{name}: not a number ({text[:30]!r})")
+        return None
+    if not math.isfinite(value):
+        damage.append(f"{name}: not finite")
+        return None
+    return value
+
+
+def _int(text: str | None, damage: list[str], name: str) -> int | None:
+    value = _float(text, damage, name)
+    if value is None:
+        return None
+    if abs(value) > 2**62:
+        damage.append(f"{name}: out of range")
+        return None
+    return int(value)
+
+
+def _json(text: str | None, damage: list[str], name: str, kind: type) -> Any:
+    if text is None or text == "":
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        damage.append(f"{name}: not JSON")
+        return None
+    if not isinstance(value, kind):
+        damage.append(f"{name}: not a JSON {kind.__name__}")
+        return None
+    return value
+
+
+def normalise_status(raw: str | None) -> str:
+    """Map other producers' words onto ours; unknown words stay as they are."""
+    if raw is None or raw == "":
+        return "unknown"
+    low = raw.strip().lower()
+    return STATUS_ALIASES.get(low, low if low else "unknown")
+
+
+@dataclass
+class Job:
+    """One job as read from Redis, parsed tolerantly (see module docstring)."""
+
+    job_id: str
+    job_type: str = "unknown"
+    user_id: str = "unknown"
+    status: str = "unknown"
+    raw_status: str | None = None
+    command: list[str] | None = None
+    created: float | None = None
+    params: dict[str, Any] | None = None
+    started: float | None = None
+    finished: float | None = None
+    host: str | None = None
+    pid: int | None = None
+    pid_started: float | None = None
+    exit_code: int | None = None
+    progress: float | None = None
+    message: str | None = None
+    children: list[str] = field(default_factory=list)
+    retry_of: str | None = None
+    retried_by: str | None = None
+    attempt: int | None = None
+    error: str | None = None
+    errors: int | None = None
+    heartbeat: float | None = None
+    heartbeat_alive: bool | None = None
+    kill_requested: float | None = None
+    damage: list[str] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.job_id[:8]
+
+    @property
+    def is_lost(self) -> bool:
+        """Running, supervised by us (has `heartbeat`), and its heartbeat lapsed."""
+        return (
+            self.status == RUNNING
+            and self.heartbeat is not None
+            and self.heartbeat_alive is False
+        )
+
+    @property
+    def effective_status(self) -> str:
+        """The status to show: `lost` when the heartbeat lapsed."""
+        return "lost" if self.is_lost else self.status
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.effective_status in TERMINAL_STATUSES
+
+    @property
+    def is_damaged(self) -> bool:
+        return bool(self.damage)
+
+    def elapsed(self, now: float) -> float | None:
+        if self.started is None:
+            return None
+        end = self.finished if self.finished is not None else now
+        return max(0.0, end - self.started)
+
+    def succeeded(self) -> bool:
+        return self.effective_status == COMPLETED
+
+    def failed(self) -> bool:
+        return self.effective_status == FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict, for `--json` output."""
+        data = {k: v for k, v in self.__dict__.items() if k not in ("extra",)}
+        data["status"] = self.effective_status
+        data["extra"] = dict(self.extra)
+        return data
+
+
+_KNOWN = {
+    "job_id",
+    "job_type",
+    "user_id",
+    "status",
+    "command",
+    "created",
+    "params",
+    "started",
+    "finished",
+    "host",
+    "pid",
+    "pid_started",
+    "exit_code",
+    "progress",
+    "message",
+    "children",
+    "retry_of",
+    "retried_by",
+    "attempt",
+    "error",
+    "errors",
+    "heartbeat",
+    "kill_requested",
+}
+
+
+def parse_job(
+    job_id: str,
+    raw: Mapping[Any, Any] | None,
+    *,
+    heartbeat_alive: bool | None = None,
+    partial: bool = False,
+) -> Job:
+    """Build a Job from a hash's fields (bytes or str keys and values).
+
+    `partial` is for the table listing, which fetches only TABLE_FIELDS: then a
+    field absent from the listing is not counted as missing.
+    """
+    damage: list[str] = []
+    if raw is None or len(raw) == 0:
+        return Job(job_id=job_id, damage=["job hash is missing or empty"])
+    if not isinstance(raw, Mapping):
+        return Job(job_id=job_id, damage=["job key is not a hash"])
+    fields: dict[str, str] = {}
+    for k, v in raw.items():
+        name = to_text(k, damage, "field name") or ""
+        if v is None:
+            continue
+        fields[name] = to_text(v, damage, name) or ""
+    for name in REQUIRED_FIELDS:
+        if name not in fields and not (partial and name == "command"):
+            damage.append(f"{name}: missing")
+
+    stored_id = fields.get("job_id")
+    if stored_id and stored_id != job_id:
+        damage.append(f"job_id: field says {stored_id[:40]!r}")
+    raw_status = fields.get("status")
+    progress = _float(fields.get("progress"), damage, "progress")
+    if progress is not None and not 0 <= progress <= 100:
+        damage.append("progress: outside 0..100")
+        progress = min(100.0, max(0.0, progress))
+    children = _json(fields.get("children"), damage, "children", list) or []
+    if not all(isinstance(c, str) for c in children):
+        damage.append("children: not all names are strings")
+        children = [str(c) for c in children]
+    command = _json(fields.get("command"), damage, "command", list)
+    if command is not None:
+        command = [str(c) for c in command]
+    return Job(
+        job_id=job_id,
+        job_type=fields.get("job_type") or "unknown",
+        user_id=fields.get("user_id") or "unknown",
+        status=normalise_status(raw_status),
+        raw_status=raw_status,
+        command=command,
+        created=_float(fields.get("created"), damage, "created"),
+        params=_json(fields.get("params"), damage, "params", dict),
+        started=_float(fields.get("started"), damage, "started"),
+        finished=_float(fields.get("finished"), damage, "finished"),
+        host=fields.get("host"),
+        pid=_int(fields.get("pid"), damage, "pid"),
+        pid_started=_float(fields.get("pid_started"), damage, "pid_started"),
+        exit_code=_int(fields.get("exit_code"), damage, "exit_code"),
+        progress=progress,
+        message=fields.get("message"),
+        children=children,
+        retry_of=fields.get("retry_of") or None,
+        retried_by=fields.get("retried_by") or None,
+        attempt=_int(fields.get("attempt"), damage, "attempt"),
+        error=fields.get("error") or None,
+        errors=_int(fields.get("errors"), damage, "errors"),
+        heartbeat=_float(fields.get("heartbeat"), damage, "heartbeat"),
+        heartbeat_alive=heartbeat_alive,
+        kill_requested=_float(fields.get("kill_requested"), damage, "kill_requested"),
+        damage=damage,
+        extra={k: v for k, v in fields.items() if k not in _KNOWN},
+    )
+
+
+def is_terminal_status(status: str) -> bool:
+    return status in TERMINAL_STATUSES
+
+
+__all__ = ["Job", "parse_job", "normalise_status", "to_text", "TABLE_FIELDS", "FAILED"]

@@ -1,0 +1,165 @@
+"""Server-side Lua scripts: one round trip for work that would take many.
+
+Listing reads a page of ids and the table's fields of every job in it in one
+call (no round trip per job); reading a job's keys reads every child and the
+output, whatever their Redis type, in one call. Every `pcall` keeps one
+damaged key (wrong type) from failing the whole call.
+"""
+
+from __future__ import annotations
+
+from gn_jobs_tui.core.keys import TERMINAL_STATUSES, STATUS_ALIASES
+
+_TERMINAL_WORDS = sorted(
+    set(TERMINAL_STATUSES) | {k for k, v in STATUS_ALIASES.items() if v in TERMINAL_STATUSES}
+)
+_TERMINAL_LUA = "{" + ", ".join(f"['{w}']=true" for w in _TERMINAL_WORDS) + "}"
+
+# ARGV layout shared by both listing scripts: prefix, status position,
+# heartbeat position (1-based within the fields), then the field names.
+_ROWS_FN = r"""
+local function rows_for(ids, scores, prefix, status_pos, hb_pos, fields)
+  local out = {}
+  for i = 1, #ids do
+    local id = ids[i]
+    local key = prefix .. ':jobs:' .. id
+    local vals = redis.pcall('HMGET', key, unpack(fields))
+    local row = {id, scores[i] or false, -1, ''}
+    if type(vals) == 'table' and vals['err'] then
+      row[4] = vals['err']
+    else
+      local st = vals[status_pos]
+      if st == 'running' and vals[hb_pos] then
+        row[3] = redis.call('EXISTS', prefix .. ':jobs:' .. id .. ':heartbeat')
+      end
+      for j = 1, #fields do row[4 + j] = vals[j] end
+    end
+    out[#out + 1] = row
+  end
+  return out
+end
+local prefix = ARGV[1]
+local status_pos = tonumber(ARGV[2])
+local hb_pos = tonumber(ARGV[3])
+"""
+
+#: KEYS[1] index zset; ARGV: prefix, status_pos, hb_pos, start, stop, fields...
+LIST_PAGE = (
+    _ROWS_FN
+    + r"""
+local flat = redis.call('ZREVRANGE', KEYS[1], ARGV[4], ARGV[5], 'WITHSCORES')
+local ids, scores = {}, {}
+for i = 1, #flat, 2 do ids[#ids + 1] = flat[i]; scores[#scores + 1] = flat[i + 1] end
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+return rows_for(ids, scores, prefix, status_pos, hb_pos, fields)
+"""
+)
+
+#: KEYS[1] jobs index; ARGV: prefix, status_pos, hb_pos, nfields, fields..., ids...
+GET_MANY = (
+    _ROWS_FN
+    + r"""
+local nf = tonumber(ARGV[4])
+local fields = {}
+for i = 5, 4 + nf do fields[#fields + 1] = ARGV[i] end
+local ids, scores = {}, {}
+for i = 5 + nf, #ARGV do
+  ids[#ids + 1] = ARGV[i]
+  scores[#scores + 1] = redis.call('ZSCORE', KEYS[1], ARGV[i]) or false
+end
+return rows_for(ids, scores, prefix, status_pos, hb_pos, fields)
+"""
+)
+
+#: KEYS: keys to read; ARGV: per key, a cursor (stream id or list index), then max items.
+#: Returns per key {type, payload, extra}: stream -> entries after the cursor;
+#: list -> items from the index; string -> value (capped); hash -> flat pairs.
+READ_KEYS = r"""
+local maxn = tonumber(ARGV[#ARGV])
+local out = {}
+for i = 1, #KEYS do
+  local key, cur = KEYS[i], ARGV[i]
+  local t = redis.call('TYPE', key)['ok']
+  local row
+  if t == 'stream' then
+    local start = '-'
+    if cur ~= '' and cur ~= '0' then start = '(' .. cur end
+    local entries = redis.pcall('XRANGE', key, start, '+', 'COUNT', maxn)
+    local info = redis.pcall('XLEN', key)
+    row = {t, entries, info}
+  elseif t == 'list' then
+    local idx = tonumber(cur) or 0
+    local len = redis.call('LLEN', key)
+    row = {t, redis.call('LRANGE', key, idx, idx + maxn - 1), len}
+  elseif t == 'string' then
+    row = {t, {redis.call('GETRANGE', key, 0, 262143)}, redis.call('STRLEN', key)}
+  elseif t == 'hash' then
+    row = {t, redis.call('HGETALL', key), redis.call('HLEN', key)}
+  else
+    row = {t, {}, 0}
+  end
+  out[#out + 1] = row
+end
+return out
+"""
+
+#: KEYS[1] job hash, KEYS[2] heartbeat key; ARGV[1] events channel, ARGV[2] event.
+MARK_LOST = r"""
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+if not redis.call('HGET', KEYS[1], 'heartbeat') then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'lost', 'message', 'supervisor stopped answering')
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+"""
+
+#: KEYS[1] job hash, KEYS[2] kill key; ARGV: request json, now, control ch,
+#: control payload, events ch, event payload. -1 no job, 0 finished, 1 recorded.
+REQUEST_KILL = (
+    "local terminal = "
+    + _TERMINAL_LUA
+    + r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st and terminal[string.lower(st)] and st ~= 'lost' then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'kill_requested', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+"""
+)
+
+#: Append a batch of output lines exactly once, even when the batch is sent
+#: again after a lost reply. KEYS[1] job hash, KEYS[2] stream; ARGV: first
+#: sequence number, maxlen, events channel, event payload, then (stream, line)
+#: pairs. Lines whose number is <= the hash's `output_seq` are skipped.
+APPEND_OUTPUT = r"""
+local first = tonumber(ARGV[1])
+local maxlen = ARGV[2]
+local done = tonumber(redis.call('HGET', KEYS[1], 'output_seq') or '0')
+local n = first - 1
+local added = 0
+for i = 5, #ARGV, 2 do
+  n = n + 1
+  if n > done then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'n', n, 'stream', ARGV[i], 'line', ARGV[i + 1])
+    added = added + 1
+  end
+end
+if n > done then redis.call('HSET', KEYS[1], 'output_seq', n) end
+if added > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+return added
+"""
+
+#: Claim a queued job for one supervisor. KEYS[1] job hash, KEYS[2] kill key.
+#: ARGV[1] supervisor identity. Returns 1 claimed, 0 already claimed or not
+#: queued, 2 a kill was requested before start.
+CLAIM = r"""
+local st = redis.call('HGET', KEYS[1], 'status')
+if st ~= 'queued' and st ~= 'pending' then return 0 end
+if redis.call('HSETNX', KEYS[1], 'supervisor', ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+return 1
+"""

