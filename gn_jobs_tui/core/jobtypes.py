@@ -89,8 +89,9 @@ def _number(raw: Any, kind: type) -> Any:
     try:
         value = kind(raw)
     except (TypeError, ValueError):
-        raise ValueError(f"{str(raw)[:40]!r} is not {'a whole number' if kind is int else 'a number'}") from None
-    if kind is float and value != value or value in (float("inf"), float("-inf")):
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{str(raw)[:40]!r} is not {what}") from None
+    if kind is float and (value != value or value in (float("inf"), float("-inf"))):
         raise ValueError("must be a finite number")
     return value
 

@@ -8,7 +8,7 @@ damaged key (wrong type) from failing the whole call.
 
 from __future__ import annotations
 
-from gn_jobs_tui.core.keys import TERMINAL_STATUSES, STATUS_ALIASES
+from gn_jobs_tui.core.keys import STATUS_ALIASES, TERMINAL_STATUSES
 
 _TERMINAL_WORDS = sorted(
     set(TERMINAL_STATUSES) | {k for k, v in STATUS_ALIASES.items() if v in TERMINAL_STATUSES}
@@ -163,3 +163,38 @@ if redis.call('HSETNX', KEYS[1], 'supervisor', ARGV[1]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
 return 1
 """
+
+
+class ReadScript:
+    """A read-only script run with EVALSHA_RO (EVAL_RO the first time).
+
+    Read-only scripts never need write permission, so the console works for a
+    Redis ACL user limited to reads, and `--read-only` sends no write command.
+    """
+
+    def __init__(self, source: str) -> None:
+        import hashlib
+
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis's script id
+
+    def __call__(self, client: object, keys: list, args: list) -> object:
+        import redis
+
+        try:
+            return client.evalsha_ro(self.sha, len(keys), *keys, *args)  # type: ignore[attr-defined]
+        except redis.exceptions.NoScriptError:
+            return client.eval_ro(self.source, len(keys), *keys, *args)  # type: ignore[attr-defined]
+
+    async def acall(self, client: object, keys: list, args: list) -> object:
+        import redis
+
+        try:
+            return await client.evalsha_ro(self.sha, len(keys), *keys, *args)  # type: ignore[attr-defined]
+        except redis.exceptions.NoScriptError:
+            return await client.eval_ro(self.source, len(keys), *keys, *args)  # type: ignore[attr-defined]
+
+
+LIST_PAGE_RO = ReadScript(LIST_PAGE)
+GET_MANY_RO = ReadScript(GET_MANY)
+READ_KEYS_RO = ReadScript(READ_KEYS)

@@ -165,11 +165,17 @@ class Store(_Base):
     def __init__(self, client: redis.Redis, prefix: str, read_only: bool = False) -> None:
         super().__init__(prefix, read_only)
         self.r = client
-        self._list = client.register_script(scripts.LIST_PAGE)
-        self._many = client.register_script(scripts.GET_MANY)
-        self._read = client.register_script(scripts.READ_KEYS)
         self._lost = client.register_script(scripts.MARK_LOST)
         self._kill = client.register_script(scripts.REQUEST_KILL)
+
+    def _list(self, keys: list[str], args: list[Any]) -> Any:
+        return scripts.LIST_PAGE_RO(self.r, keys, args)
+
+    def _many(self, keys: list[str], args: list[Any]) -> Any:
+        return scripts.GET_MANY_RO(self.r, keys, args)
+
+    def _read(self, keys: list[str], args: list[Any]) -> Any:
+        return scripts.READ_KEYS_RO(self.r, keys, args)
 
     @classmethod
     def from_url(cls, url: str, prefix: str, read_only: bool = False) -> Store:
@@ -380,10 +386,16 @@ class AsyncStore(_Base):
     def __init__(self, client: aioredis.Redis, prefix: str, read_only: bool = False) -> None:
         super().__init__(prefix, read_only)
         self.r = client
-        self._list = client.register_script(scripts.LIST_PAGE)
-        self._many = client.register_script(scripts.GET_MANY)
-        self._read = client.register_script(scripts.READ_KEYS)
         self._lost = client.register_script(scripts.MARK_LOST)
+
+    async def _list(self, keys: list[str], args: list[Any]) -> Any:
+        return await scripts.LIST_PAGE_RO.acall(self.r, keys, args)
+
+    async def _many(self, keys: list[str], args: list[Any]) -> Any:
+        return await scripts.GET_MANY_RO.acall(self.r, keys, args)
+
+    async def _read(self, keys: list[str], args: list[Any]) -> Any:
+        return await scripts.READ_KEYS_RO.acall(self.r, keys, args)
 
     @classmethod
     def from_url(cls, url: str, prefix: str, read_only: bool = False) -> AsyncStore:

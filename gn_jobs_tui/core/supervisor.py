@@ -30,7 +30,7 @@ import redis
 
 from gn_jobs_tui.core import events, procs, scripts
 from gn_jobs_tui.core.jobctx import ENV_JOB_ID, ENV_PREFIX, ENV_URL
-from gn_jobs_tui.core.keys import COMPLETED, FAILED, KILLED, LOST, RUNNING, DEFAULT_PREFIX
+from gn_jobs_tui.core.keys import COMPLETED, DEFAULT_PREFIX, FAILED, KILLED, LOST, RUNNING
 from gn_jobs_tui.core.model import to_text
 from gn_jobs_tui.core.store import Store, connect
 
