@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob as globmod
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ class ParamError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One launcher parameter. `kind`: int, float, str, bool, choice, path, paths."""
+    """One launcher parameter. `kind`: int, float, str, bool, choice, path, paths, identifier."""
 
     name: str
     kind: str = "str"
@@ -60,6 +61,10 @@ class Param:
             value = _path(raw)
         elif self.kind == "paths":
             value = _paths(raw)
+        elif self.kind == "identifier":
+            value = str(raw).strip()
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value):
+                raise ValueError("letters, digits and _ only, not starting with a digit")
         else:
             value = str(raw)
         if self.kind in ("int", "float"):
