@@ -194,7 +194,10 @@ def list_cmd(obj: Ctx, user: str | None, status: str | None, limit: int, as_json
         table.add_column(col, no_wrap=True, overflow="ellipsis")
     for job in jobs:
         table.add_row(*_row(job, now))
-    Console(soft_wrap=False).print(table)
+    out = Console(soft_wrap=False)
+    if not out.is_terminal:
+        out = Console(soft_wrap=False, width=200)  # piped: don't squash columns
+    out.print(table)
 
 
 def _read_detail(store: Store, job: Any) -> tuple[KeyState, list[KeyState]]:
@@ -353,6 +356,23 @@ def audit(obj: Ctx, count: int, as_json: bool) -> None:
         when = fmt_time(float(r.get("at") or 0))
         click.echo(f"{when}  {r.get('by_user')}@{r.get('by_host')}  {r.get('action'):8} "
                    f"{r.get('job_id', '')[:8]}  {r.get('detail', '')}")
+
+
+@main.command()
+@click.option("--no-console", is_flag=True, help="Only launch the demo jobs.")
+@pass_ctx
+@friendly
+def demo(obj: Ctx, no_console: bool) -> None:
+    """Write sample files with planted errors and launch real jobs to watch."""
+    obj.refuse_if_read_only("demo")
+    from gn_jobs_tui.jobs.demo import run_demo
+
+    ids = run_demo(obj.store, obj.config)
+    click.echo(f"launched {len(ids)} demo jobs on {obj.config.display_url}")
+    if not no_console:
+        from gn_jobs_tui.ui.app import JobsApp
+
+        JobsApp(obj.config).run()
 
 
 @main.group()

@@ -59,6 +59,8 @@ class Param:
             value = self._choice(raw)
         elif self.kind == "path":
             value = _path(raw)
+            if not os.path.isfile(value):
+                raise ValueError(f"not a readable file: {value}")
         elif self.kind == "paths":
             value = _paths(raw)
         elif self.kind == "identifier":

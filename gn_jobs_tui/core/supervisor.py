@@ -315,16 +315,26 @@ class Supervisor:
             extra = {"error": self.last_traceback} if self.last_traceback else {}
             self._finish(COMPLETED, rc, "exited 0", **extra)
         else:
-            err = self.last_traceback or f"exited with code {rc}"
-            self._finish(FAILED, rc, f"exited with code {rc}", error=err)
+            self._finish(FAILED, rc, f"exited with code {rc}", default_error=f"exited with code {rc}")
         return 0
 
-    def _finish(self, status: str, rc: int | None, message: str, **extra: Any) -> None:
+    def _finish(self, status: str, rc: int | None, message: str, default_error: str = "",
+                **extra: Any) -> None:
         fields: dict[str, Any] = {"status": status, "finished": time.time(), **extra}
         if rc is not None:
             fields["exit_code"] = rc
-        current = self._must(lambda: self.store.r.hget(self.keys.job(self.job_id), "message"), "read")
-        if status != COMPLETED or not current:
+        raw_msg, raw_err = self._must(lambda: self.store.r.hmget(
+            self.keys.job(self.job_id), ["message", "error"]), "read")
+        current = to_text(raw_msg) or ""
+        if default_error:
+            # A traceback we saw, else what the job itself said, else how it ended.
+            fields["error"] = self.last_traceback or to_text(raw_err) or default_error
+        # The job's own last word is kept; ours says how it ended.
+        if status == COMPLETED:
+            fields["message"] = current or message
+        elif current and status in (FAILED, KILLED):
+            fields["message"] = f"{message}: {current}"
+        else:
             fields["message"] = message
         self._update("status", **fields)
         self._must(lambda: self.store.r.delete(self.keys.heartbeat(self.job_id),

@@ -60,7 +60,8 @@ def _insert_argv(v: dict) -> list[str]:
     return python_module("gn_jobs_tui.jobs.insert_rows", "--database", v["database"] or
                          _default_database(), "--table", v["table"], "--batch-size",
                          str(v["batch_size"]), "--on-bad-rows", v["on_bad_rows"], "--delimiter",
-                         v["delimiter"], "--numeric", "yes" if v["numeric"] else "no", "--",
+                         v["delimiter"], "--numeric", "yes" if v["numeric"] else "no",
+                         "--max-rate", str(v["max_rate"]), "--",
                          v["file"])
 
 
@@ -75,6 +76,8 @@ INSERT_ROWS = JobType(
         Param("on_bad_rows", "choice", default="fail", choices=("fail", "skip")),
         Param("delimiter", "choice", default="auto", choices=("auto", "tab", "comma")),
         Param("numeric", "bool", default=True, help="values after the id must be numbers"),
+        Param("max_rate", "int", default=0, minimum=0, maximum=10_000_000,
+              help="at most this many rows/s (0: no limit)"),
     ),
     build_argv=_insert_argv,
     module="gn_jobs_tui.jobs.insert_rows",

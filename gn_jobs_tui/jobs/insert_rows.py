@@ -106,7 +106,7 @@ def bad_reason(cells: list[str] | None, width: int, numeric: bool) -> str | None
 
 
 def run(path: str, database: str, table: str, batch_size: int, on_bad: str, delimiter: str,
-        numeric: bool) -> int:
+        numeric: bool, max_rate: int = 0) -> int:
     ctx = JobContext.from_env()
     if not IDENT.match(table):
         print(f"bad table name {table!r}", file=sys.stderr)
@@ -138,8 +138,11 @@ def run(path: str, database: str, table: str, batch_size: int, on_bad: str, deli
     update = (f"UPDATE gn_jobs_loads SET rows_committed = {placeholders(style, 1)}, lines_done = "
               f"{placeholders(style, 1)} WHERE load_key = {placeholders(style, 1)}")
 
+    stop = {"requested": False}
+
     def on_term(*_: object) -> None:
-        raise Killed
+        # Only a flag: raising here could land inside a Redis or DB call.
+        stop["requested"] = True
 
     signal.signal(signal.SIGTERM, on_term)
     bad_rows = 0
@@ -166,6 +169,8 @@ def run(path: str, database: str, table: str, batch_size: int, on_bad: str, deli
     try:
         pending_bad: list[tuple[int, str]] = []
         for lineno, cells in it:
+            if stop["requested"]:
+                raise Killed
             if lineno <= resume_line:
                 continue
             reason = bad_reason(cells, len(header), numeric)
@@ -181,6 +186,10 @@ def run(path: str, database: str, table: str, batch_size: int, on_bad: str, deli
             last_line = lineno
             if len(batch) >= batch_size:
                 commit_batch()
+                if max_rate:  # spare a production database: hold the rate down
+                    while not stop["requested"] and \
+                            committed / max_rate > time.monotonic() - start:
+                        time.sleep(0.02)
         if pending_bad and on_bad == "fail":
             # The batch holding the bad row is dropped whole: never half-inserted.
             batch = []
@@ -190,6 +199,8 @@ def run(path: str, database: str, table: str, batch_size: int, on_bad: str, deli
                     rows_total=total)
             print(msg, file=sys.stderr, flush=True)
             return 1
+        if stop["requested"]:
+            raise Killed
         commit_batch()
     except Killed:
         conn.rollback()
@@ -215,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--on-bad-rows", choices=["fail", "skip"], default="fail")
     parser.add_argument("--delimiter", choices=["auto", "tab", "comma"], default="auto")
     parser.add_argument("--numeric", choices=["yes", "no"], default="yes")
+    parser.add_argument("--max-rate", type=int, default=0)
     a = parser.parse_args(argv)
     return run(a.file, a.database, a.table, a.batch_size, a.on_bad_rows, a.delimiter,
-               a.numeric == "yes")
+               a.numeric == "yes", a.max_rate)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,19 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
+def bar(fraction: float | None, width: int = 20) -> Text:
+    """A plain progress bar as Text (renders the same in a table, a pane or a log)."""
+    if fraction is None:
+        return Text("-", style="dim")
+    fraction = max(0.0, min(1.0, fraction))
+    filled = round(fraction * width)
+    return Text.assemble(("━" * filled, "green"), ("━" * (width - filled), "grey35"))
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def damage_text(job: Job) -> Text | None:
     if not job.damage:
         return None

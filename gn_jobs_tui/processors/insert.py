@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.outputs import KeyState
-from gn_jobs_tui.processors.base import Processor, Verdict, damage_text, fmt_duration
+from gn_jobs_tui.processors.base import Processor, Verdict, bar, damage_text, fmt_duration
 
 
 def _int(job: Job, name: str) -> int | None:
@@ -42,8 +41,7 @@ class InsertProcessor(Processor):
         grid.add_column()
         if total:
             frac = min(1.0, (done or 0) / total)
-            grid.add_row("rows", Group(ProgressBar(total=1.0, completed=frac, width=40),
-                                       Text(f"{done or 0:,} of {total:,} ({frac * 100:.0f}%)")))
+            grid.add_row("rows", bar(frac, 30) + Text(f" {done or 0:,} of {total:,} ({frac * 100:.0f}%)"))
         else:
             grid.add_row("rows", Text(f"{done or 0:,}"))
         grid.add_row("rate", f"{rate:,} rows/s" if rate else "-")

@@ -6,13 +6,12 @@ import json
 from collections import Counter
 
 from rich.console import Group, RenderableType
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.outputs import Entry, KeyState
-from gn_jobs_tui.processors.base import Processor, Verdict, damage_text
+from gn_jobs_tui.processors.base import Processor, Verdict, bar, damage_text, plural
 
 
 def _num(entry: Entry | None, name: str) -> float | None:
@@ -79,7 +78,7 @@ class QCProcessor(Processor):
         if children:
             done = sum(1 for c in children if c.finish is not None)
             head = Text.assemble(("QC ", "bold"), f"{done}/{len(children)} workers done, ",
-                                 (f"{sum(totals.values())} problems", "bold red" if totals else "green"))
+                                 (plural(sum(totals.values()), "problem"), "bold red" if totals else "green"))
             parts.extend([Text(""), head])
             if totals:
                 parts.append(Text("  " + ", ".join(f"{c}: {n}" for c, n in totals.most_common()),
@@ -109,9 +108,8 @@ class QCProcessor(Processor):
             table.add_column(col)
         for i, child in enumerate(children):
             frac = child_fraction(child)
-            bar: RenderableType = ProgressBar(total=1.0, completed=frac, width=20) \
-                if frac is not None else Text("-")
-            table.add_row(str(i), self.child_label(child), bar, str(sum(child_counts(child).values())))
+            table.add_row(str(i), self.child_label(child), bar(frac),
+                          str(sum(child_counts(child).values())))
         return table
 
     def child_label(self, child: KeyState) -> str:
@@ -120,7 +118,7 @@ class QCProcessor(Processor):
         if child.finish is None and frac is not None:
             label = f"{label} {frac * 100:.0f}%"
         n = sum(child_counts(child).values())
-        return f"{label}, {n} problems" if child.kind != "none" else label
+        return f"{label}, {plural(n, 'problem')}" if child.kind != "none" else label
 
     def child_view(self, job: Job, child: KeyState) -> RenderableType:
         parts: list[RenderableType] = [Text(f"{child.key}", style="bold"),
@@ -134,7 +132,7 @@ class QCProcessor(Processor):
             parts.append(Text("files: " + ", ".join(str(n) for n in names)))
         frac = child_fraction(child)
         if frac is not None:
-            parts.append(ProgressBar(total=1.0, completed=frac, width=40))
+            parts.append(bar(frac, 40))
         table = Table(box=None, pad_edge=False, show_edge=False)
         for col in ("file", "line", "column", "check", "value", "message"):
             table.add_column(col, overflow="fold")
