@@ -333,7 +333,7 @@ class Supervisor:
         if status == COMPLETED:
             fields["message"] = current or message
         elif current and status in (FAILED, KILLED):
-            fields["message"] = f"{message}: {current}"
+            fields["message"] = f"{current} [{message}]"
         else:
             fields["message"] = message
         self._update("status", **fields)

@@ -1,0 +1,42 @@
+"""Messages workers post to the UI (workers fetch; widgets only draw)."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from gn_jobs_tui.core.model import Job
+from gn_jobs_tui.core.outputs import KeyState
+
+
+class JobsLoaded(Message):
+    """A page of the initial (or re-)load. `reset`: replace what is shown."""
+
+    def __init__(self, jobs: list[Job], *, reset: bool = False, complete: bool = False) -> None:
+        self.jobs, self.reset, self.complete = jobs, reset, complete
+        super().__init__()
+
+
+class JobsChanged(Message):
+    def __init__(self, jobs: list[Job], removed: list[str]) -> None:
+        self.jobs, self.removed = jobs, removed
+        super().__init__()
+
+
+class Connection(Message):
+    def __init__(self, ok: bool, error: str = "", retry_in: float = 0.0) -> None:
+        self.ok, self.error, self.retry_in = ok, error, retry_in
+        super().__init__()
+
+
+class DetailData(Message):
+    def __init__(self, job: Job | None, output: KeyState, children: list[KeyState]) -> None:
+        self.job, self.output, self.children = job, output, children
+        super().__init__()
+
+
+class ActionDone(Message):
+    """The result of a kill/retry/launch run in a thread worker."""
+
+    def __init__(self, text: str, *, error: bool = False, select: str | None = None) -> None:
+        self.text, self.error, self.select = text, error, select
+        super().__init__()

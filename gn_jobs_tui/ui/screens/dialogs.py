@@ -1,0 +1,121 @@
+"""Small modal dialogs: confirm, pick a user, type a job id, help."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Says what will happen; y/Enter on Yes confirms, n/Esc cancels."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, title: str, body: str, yes: str = "Yes") -> None:
+        super().__init__()
+        self.title_text, self.body, self.yes = title, body, yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="dialog-title")
+            yield Static(self.body, id="dialog-body")
+            with Horizontal(id="dialog-buttons"):
+                yield Button(self.yes, variant="error", id="yes")
+                yield Button("Cancel", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class UserScreen(ModalScreen[str | None]):
+    """Pick one user (with job counts) or all users."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    ALL = "\x00all"
+
+    def __init__(self, users: list[tuple[str, int]], total: int, current: str | None) -> None:
+        super().__init__()
+        self.users, self.total, self.current = users, total, current
+
+    def compose(self) -> ComposeResult:
+        options = [Option(f"All users ({self.total})", id=self.ALL)]
+        options += [Option(f"{u} ({n})", id=u) for u, n in self.users]
+        with Vertical(id="dialog"):
+            yield Label("Show jobs of", id="dialog-title")
+            yield OptionList(*options, id="users")
+
+    def on_mount(self) -> None:
+        ol = self.query_one(OptionList)
+        ids = [self.ALL] + [u for u, _ in self.users]
+        if self.current in ids:
+            ol.highlighted = ids.index(self.current)
+        ol.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(None if event.option.id == self.ALL else event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(self.current)
+
+
+class AskScreen(ModalScreen[str | None]):
+    """One line of input (e.g. a job id to jump to)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, placeholder: str = "") -> None:
+        super().__init__()
+        self.title_text, self.placeholder = title, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="dialog-title")
+            yield Input(placeholder=self.placeholder, id="ask")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every binding of the screen it was opened from."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def __init__(self, screen: Screen) -> None:
+        super().__init__()
+        self.rows: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not binding.description or binding.action in seen:
+                continue  # actions hidden by check_action (read-only) are not listed at all
+            seen.add(binding.action)
+            self.rows.append((screen.app.get_key_display(binding), binding.description))
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        for key, desc in self.rows:
+            text.append(f"{key:>10}  ", style="bold")
+            text.append(f"{desc}\n")
+        with Vertical(id="dialog"):
+            yield Label("Keys", id="dialog-title")
+            with VerticalScroll():
+                yield Static(text, id="help-body")
+            yield Label("Esc closes · Ctrl+P: command palette", id="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
