@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
+from gn_jobs_tui.core import events
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.jobtypes import Registry, registry
 from gn_jobs_tui.core.keys import RETRYABLE_STATUSES
@@ -72,6 +73,7 @@ def retry(store: Store, config: Config, job_id: str, reg: Registry | None = None
                 pipe.multi()
                 store._queue_create(pipe, fields, why="retry")
                 pipe.hset(key, "retried_by", new_id)
+                pipe.publish(store.keys.events_channel, events.encode(job_id, "retry"))
                 store._queue_audit(pipe, "retry", job_id, f"new job {new_id}")
                 pipe.execute()
                 break

@@ -43,8 +43,8 @@ class MainScreen(Screen[None]):
         Binding("enter", "open", "Open"),
         Binding("slash", "filter", "Filter"),
         Binding("u", "users", "User"),
-        Binding("f", "status_filter", "Status"),
-        Binding("o", "sort", "Sort"),
+        Binding("f", "status_filter", "Status filter", show=False),
+        Binding("o", "sort", "Sort", show=False),
         Binding("O", "reverse", "Reverse", show=False),
         Binding("g", "goto", "Go to id", show=False),
         Binding("space", "mark", "Mark", show=False),
@@ -273,10 +273,11 @@ class JobsApp(App[None]):
     def status_text(self) -> Text:
         if self.link_state and not self.link_state[0]:
             _, error, retry = self.link_state
-            return Text(f" ⚠ disconnected from {self.server_label}, retrying in {retry:.0f}s · "
-                        f"{error} · data shown is stale")
+            return Text(f" ⚠ disconnected from {self.server_label} · reconnecting · data shown "
+                        f"is stale · {error}")
         index = self.index
-        text = Text(" ● " if self.link_state else " ○ ", style="bold green" if self.link_state else "dim")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" ● " if self.link_state else " ○ ", style="bold green" if self.link_state else "dim")
         text.append(self.server_label)
         text.append(f"  {self.config.prefix}", style="bold")
         if self.config.read_only:
@@ -312,7 +313,9 @@ class JobsApp(App[None]):
             if req is not None:
                 self.do_launch(req)
 
-        self.push_screen(LauncherScreen(registry()), submitted)
+        main = self._main()
+        current = main.table.current() if main is not None else None
+        self.push_screen(LauncherScreen(registry(), current.job_type if current else None), submitted)
 
     @work(thread=True, group="actions")
     def do_launch(self, req: LaunchRequest) -> None:

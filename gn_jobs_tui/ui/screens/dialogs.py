@@ -99,7 +99,16 @@ class HelpScreen(ModalScreen[None]):
         super().__init__()
         self.rows: list[tuple[str, str]] = []
         seen: set[str] = set()
-        for active in screen.active_bindings.values():
+        own = {b.action for b in type(screen).BINDINGS if hasattr(b, "action")}
+
+        def rank(active: object) -> int:
+            node, binding = active.node, active.binding  # type: ignore[attr-defined]
+            if node is screen and binding.action in own:
+                return 0
+            return 1 if node is screen.app else 2
+
+        # The screen's own actions first, then the app's, then the focused widget's keys.
+        for active in sorted(screen.active_bindings.values(), key=rank):
             binding = active.binding
             if not binding.description or binding.action in seen:
                 continue  # actions hidden by check_action (read-only) are not listed at all

@@ -38,7 +38,8 @@ class LauncherScreen(ModalScreen[LaunchRequest | None]):
     def __init__(self, registry: Registry, job_type: str | None = None) -> None:
         super().__init__()
         self.registry = registry
-        self.job_type = job_type or (registry.names()[0] if registry.names() else "")
+        names = registry.names()
+        self.job_type = job_type if job_type in names else (names[0] if names else "")
 
     def compose(self) -> ComposeResult:
         with Vertical(id="launcher"):
@@ -78,7 +79,8 @@ class LauncherScreen(ModalScreen[LaunchRequest | None]):
                 editor = Input(value=_default_text(p), placeholder=p.help, id=f"p-{p.name}")
             label = p.name + (" *" if p.required else "")
             row = Vertical(Horizontal(Label(label, classes="field-name"), editor, classes="field"),
-                           Static("", id=f"err-{p.name}", classes="field-error"))
+                           Static("", id=f"err-{p.name}", classes="field-error"),
+                           classes="field-row")
             rows.append(row)
         await fields.mount_all(rows)
 

@@ -28,7 +28,7 @@ class JobTable(ScrollView, can_focus=True):
     """All jobs: virtual rows, keyed cursor, marks (space), sort by header click."""
 
     DEFAULT_CSS = """
-    JobTable { background: $surface; }
+    JobTable { background: $surface; overflow-x: hidden; }
     JobTable > .job-table--header { text-style: bold; background: $panel; color: $text; }
     JobTable > .job-table--cursor { background: $accent 60%; color: $text; }
     JobTable:blur > .job-table--cursor { background: $accent 25%; }
@@ -66,7 +66,7 @@ class JobTable(ScrollView, can_focus=True):
 
     # -- layout ---------------------------------------------------------------
     def visible_columns(self) -> list[tuple[Column, int]]:
-        width = max(20, self.size.width)
+        width = max(20, self.scrollable_content_region.width)
         cols = [c for c in COLUMNS if width >= c.min_screen]
         fixed = sum(c.width + 1 for c in cols if c.width)
         return [(c, c.width or max(8, width - fixed)) for c in cols]
@@ -74,7 +74,7 @@ class JobTable(ScrollView, can_focus=True):
     def refresh_rows(self) -> None:
         """Call after the index changed: re-sort if needed, keep the cursor's job."""
         self.index.ensure_order()
-        self.virtual_size = Size(self.size.width, len(self.index.order) + 1)
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self.index.order) + 1)
         if self.cursor_id not in self.index.position:
             self.cursor_id = self.index.order[0] if self.index.order else None
         self.marked &= self.index.jobs.keys()
@@ -194,7 +194,7 @@ class JobTable(ScrollView, can_focus=True):
             segments.extend(text.render(self.app.console, end=""))
             segments.append(Segment(" "))
         strip = Strip(segments).apply_style(base)
-        return strip.crop_extend(0, self.size.width, base)
+        return strip.crop_extend(0, self.scrollable_content_region.width, base)
 
     def render_line(self, y: int) -> Strip:
         cols = self.visible_columns()

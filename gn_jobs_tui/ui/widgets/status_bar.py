@@ -10,6 +10,7 @@ from textual.widget import Widget
 class StatusBar(Widget):
     DEFAULT_CSS = """
     StatusBar { height: 1; background: $primary-background; color: $text; }
+    StatusBar.-down { height: auto; max-height: 4; }
     StatusBar.-down { background: $error; color: $text; text-style: bold; }
     """
 
