@@ -75,13 +75,16 @@ class Feed:
                     self.post(Connection(True))
                 delay = 0.5
                 self._reload.clear()
-                listen = asyncio.create_task(self.listen())
-                poll = asyncio.create_task(self.poll())
+                tasks = {asyncio.create_task(self.listen()), asyncio.create_task(self.poll())}
                 reload = asyncio.create_task(self._reload.wait())
-                done, pending = await asyncio.wait({listen, poll, reload},
-                                                   return_when=asyncio.FIRST_COMPLETED)
-                for task in pending:
-                    task.cancel()
+                tasks.add(reload)
+                try:
+                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    # Cancelled (app closing) or one ended: none may outlive this loop.
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
                 for task in done:
                     if task is not reload and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
