@@ -20,7 +20,7 @@ def test_legacy_status_and_damage_are_tolerated() -> None:
     assert any("user_id: not UTF-8" in d for d in job.damage)
     assert any("created: not a number" in d for d in job.damage)
     assert any("children: not JSON" in d for d in job.damage)
-    assert job.children == []
+    assert not job.children
 
 
 @pytest.mark.parametrize("raw,expected", [("pending", "queued"), ("error", "failed"),
@@ -31,7 +31,7 @@ def test_status_aliases(raw: str, expected: str) -> None:
 
 
 def test_missing_hash_is_damaged_not_raised() -> None:
-    assert parse_job("gone", None).damage == ["job hash is missing or empty"]
+    assert parse_job("gone", None).is_missing
     assert parse_job("gone", {}).is_damaged
 
 

@@ -21,7 +21,15 @@ import redis.asyncio as aioredis
 
 from gn_jobs_tui.core import events, scripts
 from gn_jobs_tui.core.keys import QUEUED, TERMINAL_STATUSES, Keys
-from gn_jobs_tui.core.model import TABLE_FIELDS, Job, normalise_status, parse_job, to_text
+from gn_jobs_tui.core.model import (
+    MISSING,
+    TABLE_FIELDS,
+    Job,
+    normalise_status,
+    parse_job,
+    parse_table_row,
+    to_text,
+)
 from gn_jobs_tui.core.outputs import KeyState, apply_chunk, read_args
 
 PAGE = 5000
@@ -111,20 +119,18 @@ class _Base:
             alive = row[2] if len(row) > 2 else -1
             err = to_text(row[3]) if len(row) > 3 else ""
             if err:
-                jobs.append(Job(job_id=job_id, damage=[f"job key: {err}"]))
+                jobs.append(Job(job_id=job_id, damage=(f"job key: {err}",)))
                 continue
             values = row[4:]
-            raw = {name: v for name, v in zip(TABLE_FIELDS, values, strict=False) if v is not None}
-            if not raw:
-                job = Job(job_id=job_id, damage=["job hash is missing or empty"])
+            if all(v is None for v in values):
+                job = Job(job_id=job_id, damage=(MISSING,))
             else:
-                job = parse_job(job_id, raw, heartbeat_alive=None if alive == -1 else alive == 1,
-                                partial=True)
+                job = parse_table_row(job_id, values, None if alive == -1 else alive == 1)
             if job.created is None and row[1] not in (None, False):
                 try:
                     job.created = float(row[1])
                 except (TypeError, ValueError):
-                    job.damage.append("index score: not a number")
+                    job.damage = (*job.damage, "index score: not a number")
             jobs.append(job)
         return jobs
 
@@ -154,9 +160,10 @@ class _Base:
         return dict(sorted(out.items()))
 
 
-def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
+def connect(url: str, *, timeout: float = 5.0, name: str = "gn-jobs") -> redis.Redis:
+    """A client named in CLIENT LIST, so an operator (or a benchmark) can tell who is who."""
     return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                health_check_interval=30)
+                                health_check_interval=30, client_name=name)
 
 
 class Store(_Base):
@@ -247,7 +254,7 @@ class Store(_Base):
             jobs = self.get_jobs(ids)
             full = {j.job_id: j for j in self._children_of(ids)}
             doomed = [j for j in jobs if j.effective_status in TERMINAL_STATUSES
-                      or j.damage == ["job hash is missing or empty"]]
+                      or j.is_missing]
             with self.r.pipeline(transaction=False) as pipe:
                 for job in doomed:
                     children = full[job.job_id].children if job.job_id in full else []
@@ -287,7 +294,7 @@ class Store(_Base):
         if kind == "none":
             return None
         if kind != "hash":
-            return Job(job_id=job_id, damage=[f"job key is a {kind}, not a hash"])
+            return Job(job_id=job_id, damage=(f"job key is a {kind}, not a hash",))
         return parse_job(job_id, raw, heartbeat_alive=bool(alive))
 
     def get_jobs(self, ids: list[str]) -> list[Job]:
@@ -400,7 +407,7 @@ class AsyncStore(_Base):
     @classmethod
     def from_url(cls, url: str, prefix: str, read_only: bool = False) -> AsyncStore:
         client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
-                                         health_check_interval=30)
+                                         health_check_interval=30, client_name="gn-jobs-console")
         return cls(client, prefix, read_only)
 
     async def list_jobs(self, user: str | None = None, start: int = 0,
@@ -429,7 +436,7 @@ class AsyncStore(_Base):
         if kind == "none":
             return None
         if kind != "hash":
-            return Job(job_id=job_id, damage=[f"job key is a {kind}, not a hash"])
+            return Job(job_id=job_id, damage=(f"job key is a {kind}, not a hash",))
         return parse_job(job_id, raw, heartbeat_alive=bool(alive))
 
     async def count(self, user: str | None = None) -> int:

@@ -53,7 +53,7 @@ class Supervisor:
     def __init__(self, url: str, prefix: str, job_id: str, *, heartbeat: float = 2.0,
                  grace: float = 5.0, maxlen: int = 10_000) -> None:
         self.url, self.job_id = url, job_id
-        self.store = Store(connect(url), prefix)
+        self.store = Store(connect(url, name="gn-jobs-supervisor"), prefix)
         self.keys = self.store.keys
         self.heartbeat, self.grace, self.maxlen = heartbeat, grace, maxlen
         self._append = self.store.r.register_script(scripts.APPEND_OUTPUT)

@@ -206,6 +206,7 @@ class JobsApp(App[None]):
         self.loaded_all = False
         self.tick = tick
         self._sync_store: Store | None = None
+        self._last_load_redraw = 0.0
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
@@ -232,10 +233,13 @@ class JobsApp(App[None]):
                 return screen
         return None
 
-    def _apply(self, jobs: Iterable[Job], removed: Iterable[str] = ()) -> None:
+    def _apply(self, jobs: Iterable[Job], removed: Iterable[str] = (), *,
+               redraw: bool = True) -> None:
         jobs = list(jobs)
         self.index.upsert(jobs)
         self.index.remove(removed)
+        if not redraw:
+            return
         main = self._main()
         if main is not None and main.is_mounted:
             main.table.refresh_rows()
@@ -251,7 +255,14 @@ class JobsApp(App[None]):
         if message.reset:
             self.index.clear()
         self.loaded_all = message.complete
-        self._apply(message.jobs)
+        # While the rest loads in the background, re-sort and redraw at most
+        # twice a second: sorting 100,000 rows for each page would cost more
+        # than reading them.
+        now = time.monotonic()
+        redraw = message.reset or message.complete or now - self._last_load_redraw > 0.5
+        if redraw:
+            self._last_load_redraw = now
+        self._apply(message.jobs, redraw=redraw)
 
     def on_jobs_changed(self, message: JobsChanged) -> None:
         self._apply(message.jobs, message.removed)

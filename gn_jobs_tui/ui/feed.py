@@ -139,9 +139,8 @@ class Feed:
 
     async def refresh_ids(self, ids: list[str]) -> None:
         jobs = await self.store.get_jobs(ids)
-        present = [j for j in jobs if j.damage != ["job hash is missing or empty"]]
-        gone = [j.job_id for j in jobs if j.damage == ["job hash is missing or empty"]
-                and j.created is None]
+        present = [j for j in jobs if not j.is_missing]
+        gone = [j.job_id for j in jobs if j.is_missing and j.created is None]
         await self._mark_lost(present)
         self._note(present)
         self.known.difference_update(gone)
