@@ -9,6 +9,7 @@ damaged key (wrong type) from failing the whole call.
 from __future__ import annotations
 
 from gn_jobs_tui.core.keys import STATUS_ALIASES, TERMINAL_STATUSES
+from gn_jobs_tui.core.model import TABLE_FIELDS
 
 _TERMINAL_WORDS = sorted(
     set(TERMINAL_STATUSES) | {k for k, v in STATUS_ALIASES.items() if v in TERMINAL_STATUSES}
@@ -57,19 +58,24 @@ return rows_for(ids, scores, prefix, status_pos, hb_pos, fields)
 )
 
 #: KEYS[1] jobs index; ARGV: prefix, status_pos, hb_pos, nfields, fields..., ids...
+#: One HMGET per id (plus EXISTS of the heartbeat for running jobs); the index
+#: score is read only for a hash with no `created`, the rare damaged case.
 GET_MANY = (
     _ROWS_FN
     + r"""
 local nf = tonumber(ARGV[4])
 local fields = {}
 for i = 5, 4 + nf do fields[#fields + 1] = ARGV[i] end
-local ids, scores = {}, {}
-for i = 5 + nf, #ARGV do
-  ids[#ids + 1] = ARGV[i]
-  scores[#scores + 1] = redis.call('ZSCORE', KEYS[1], ARGV[i]) or false
+local ids = {}
+for i = 5 + nf, #ARGV do ids[#ids + 1] = ARGV[i] end
+local rows = rows_for(ids, {}, prefix, status_pos, hb_pos, fields)
+for _, row in ipairs(rows) do
+  if row[4] == '' and not row[4 + CREATED_POS] then
+    row[2] = redis.call('ZSCORE', KEYS[1], row[1]) or false
+  end
 end
-return rows_for(ids, scores, prefix, status_pos, hb_pos, fields)
-"""
+return rows
+""".replace("CREATED_POS", str(TABLE_FIELDS.index("created") + 1))
 )
 
 #: KEYS: keys to read; ARGV: per key, a cursor (stream id or list index), then max items.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -185,7 +186,7 @@ class MainScreen(Screen[None]):
 
 
 class JobsApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).parent / "app.tcss"  # absolute: subclasses live elsewhere
     TITLE = "gn-jobs"
     BINDINGS = [Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
 
