@@ -133,7 +133,7 @@ def apply_chunk(state: KeyState, row: Any) -> None:
     except (IndexError, TypeError, ValueError):
         state.kind, state.error = "error", "unreadable reply"
         return
-    if kind != state.kind and state.kind not in ("none", "error"):
+    if kind != state.kind and state.kind != "none":
         # The key changed type (deleted and rewritten): start over.
         fresh = KeyState(state.key)
         state.__dict__.update(fresh.__dict__)
@@ -149,7 +149,11 @@ def apply_chunk(state: KeyState, row: Any) -> None:
     elif kind == "list":
         for raw in payload:
             _ingest(state, _entry_from_text(raw))
-        state.cursor = str((int(state.cursor or 0)) + len(payload))
+        try:
+            start = int(state.cursor or 0)
+        except ValueError:
+            start = 0  # a cursor from another type: count from here
+        state.cursor = str(start + len(payload))
     elif kind in ("string", "hash"):
         # Whole-value types: replace, don't accumulate.
         fresh = KeyState(state.key, kind=kind, length=length)

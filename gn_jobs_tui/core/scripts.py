@@ -16,26 +16,30 @@ _TERMINAL_WORDS = sorted(
 )
 _TERMINAL_LUA = "{" + ", ".join(f"['{w}']=true" for w in _TERMINAL_WORDS) + "}"
 
-# ARGV layout shared by both listing scripts: prefix, status position,
-# heartbeat position (1-based within the fields), then the field names.
+# Both listing scripts reply with ONE flat array, a fixed stride per job:
+# id, index score (or false), heartbeat flag (-1 not checked, 0 lapsed,
+# 1 alive) or an error text for a key of the wrong type, then the fields.
+# A flat reply builds no Lua table per job and parses fastest in the client.
 _ROWS_FN = r"""
-local function rows_for(ids, scores, prefix, status_pos, hb_pos, fields)
-  local out = {}
+local function rows_into(out, ids, scores, prefix, status_pos, hb_pos, fields)
+  local nf = #fields
   for i = 1, #ids do
     local id = ids[i]
-    local key = prefix .. ':jobs:' .. id
-    local vals = redis.pcall('HMGET', key, unpack(fields))
-    local row = {id, scores[i] or false, -1, ''}
+    local vals = redis.pcall('HMGET', prefix .. ':jobs:' .. id, unpack(fields))
+    local n = #out
+    out[n + 1] = id
+    out[n + 2] = scores[i] or false
     if type(vals) == 'table' and vals['err'] then
-      row[4] = vals['err']
+      out[n + 3] = vals['err']
+      for j = 1, nf do out[n + 3 + j] = false end
     else
-      local st = vals[status_pos]
-      if st == 'running' and vals[hb_pos] then
-        row[3] = redis.call('EXISTS', prefix .. ':jobs:' .. id .. ':heartbeat')
+      local flag = -1
+      if vals[status_pos] == 'running' and vals[hb_pos] then
+        flag = redis.call('EXISTS', prefix .. ':jobs:' .. id .. ':heartbeat')
       end
-      for j = 1, #fields do row[4 + j] = vals[j] end
+      out[n + 3] = flag
+      for j = 1, nf do out[n + 3 + j] = vals[j] end
     end
-    out[#out + 1] = row
   end
   return out
 end
@@ -53,13 +57,12 @@ local ids, scores = {}, {}
 for i = 1, #flat, 2 do ids[#ids + 1] = flat[i]; scores[#scores + 1] = flat[i + 1] end
 local fields = {}
 for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-return rows_for(ids, scores, prefix, status_pos, hb_pos, fields)
+return rows_into({}, ids, scores, prefix, status_pos, hb_pos, fields)
 """
 )
 
 #: KEYS[1] jobs index; ARGV: prefix, status_pos, hb_pos, nfields, fields..., ids...
-#: One HMGET per id (plus EXISTS of the heartbeat for running jobs); the index
-#: score is read only for a hash with no `created`, the rare damaged case.
+#: The index score is read only for a hash with no `created` (the rare damaged case).
 GET_MANY = (
     _ROWS_FN
     + r"""
@@ -68,13 +71,14 @@ local fields = {}
 for i = 5, 4 + nf do fields[#fields + 1] = ARGV[i] end
 local ids = {}
 for i = 5 + nf, #ARGV do ids[#ids + 1] = ARGV[i] end
-local rows = rows_for(ids, {}, prefix, status_pos, hb_pos, fields)
-for _, row in ipairs(rows) do
-  if row[4] == '' and not row[4 + CREATED_POS] then
-    row[2] = redis.call('ZSCORE', KEYS[1], row[1]) or false
+local out = rows_into({}, ids, {}, prefix, status_pos, hb_pos, fields)
+local stride = 3 + nf
+for i = 1, #out, stride do
+  if type(out[i + 2]) == 'number' and not out[i + 2 + CREATED_POS] then
+    out[i + 1] = redis.call('ZSCORE', KEYS[1], out[i]) or false
   end
 end
-return rows
+return out
 """.replace("CREATED_POS", str(TABLE_FIELDS.index("created") + 1))
 )
 

@@ -8,6 +8,8 @@ per page (never a round trip per job); reading is tolerant (see `model`).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import getpass
 import json
 import socket
@@ -34,6 +36,22 @@ from gn_jobs_tui.core.outputs import KeyState, apply_chunk, read_args
 
 PAGE = 5000
 AUDIT_MAXLEN = 100_000
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic GC while thousands of Job objects are made at once.
+
+    They hold no cycles; without this, each page re-scans every job already
+    loaded, and listing 100,000 jobs slows down by a third.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class StoreError(Exception):
@@ -109,26 +127,31 @@ class _Base:
         return [self.prefix, self._status_pos, self._hb_pos, len(TABLE_FIELDS), *TABLE_FIELDS, *ids]
 
     @staticmethod
-    def _parse_rows(rows: Any) -> list[Job]:
+    def _parse_rows(flat: Any) -> list[Job]:
+        """Jobs from a listing script's flat reply (see scripts._ROWS_FN)."""
         jobs: list[Job] = []
-        for row in rows or []:
-            try:
-                job_id = to_text(row[0]) or "?"
-            except (IndexError, TypeError):
+        if not isinstance(flat, list):
+            return jobs
+        with _no_gc():
+            return _Base._rows_to_jobs(flat, jobs)
+
+    @staticmethod
+    def _rows_to_jobs(flat: list[Any], jobs: list[Job]) -> list[Job]:
+        nf = len(TABLE_FIELDS)
+        stride = 3 + nf
+        for i in range(0, len(flat) - stride + 1, stride):
+            job_id = to_text(flat[i]) or "?"
+            score, flag, values = flat[i + 1], flat[i + 2], flat[i + 3 : i + stride]
+            if not isinstance(flag, int):
+                jobs.append(Job(job_id=job_id, damage=(f"job key: {to_text(flag)}",)))
                 continue
-            alive = row[2] if len(row) > 2 else -1
-            err = to_text(row[3]) if len(row) > 3 else ""
-            if err:
-                jobs.append(Job(job_id=job_id, damage=(f"job key: {err}",)))
-                continue
-            values = row[4:]
             if all(v is None for v in values):
                 job = Job(job_id=job_id, damage=(MISSING,))
             else:
-                job = parse_table_row(job_id, values, None if alive == -1 else alive == 1)
-            if job.created is None and row[1] not in (None, False):
+                job = parse_table_row(job_id, values, None if flag == -1 else flag == 1)
+            if job.created is None and score is not None:
                 try:
-                    job.created = float(row[1])
+                    job.created = float(score)
                 except (TypeError, ValueError):
                     job.damage = (*job.damage, "index score: not a number")
             jobs.append(job)

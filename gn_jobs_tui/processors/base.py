@@ -115,11 +115,12 @@ class Processor:
         return Verdict(label, STATUS_STYLES.get(status, "dim"), status)
 
     def summary(self, job: Job) -> str:
-        if job.message:
-            return job.message.splitlines()[0] if job.message.strip() else ""
-        if job.error:
-            return job.error.strip().splitlines()[-1]
-        return ""
+        """First line of the message, else the last line of the error (a traceback's)."""
+        lines = [line for line in (job.message or "").splitlines() if line.strip()]
+        if lines:
+            return lines[0]
+        lines = [line for line in (job.error or "").splitlines() if line.strip()]
+        return lines[-1] if lines else ""
 
     def fields_table(self, job: Job, now: float) -> Table:
         grid = Table.grid(padding=(0, 2))
