@@ -174,6 +174,15 @@ class _Base:
         pipe.xadd(self.keys.audit_stream, entry, maxlen=AUDIT_MAXLEN, approximate=True)
 
     @staticmethod
+    def _parse_audit(entries: Any) -> list[dict[str, str]]:
+        out = []
+        for entry_id, fields in entries or []:
+            row = {to_text(k) or "": to_text(v) or "" for k, v in (fields or {}).items()}
+            row["id"] = to_text(entry_id) or ""
+            out.append(row)
+        return out
+
+    @staticmethod
     def _parse_users(names: list[Any], counts: list[Any], keys: Keys) -> dict[str, int]:
         out: dict[str, int] = {}
         for name, count in zip(names, counts, strict=False):
@@ -395,12 +404,7 @@ class Store(_Base):
         return bool(self.r.exists(self.keys.heartbeat(job_id)))
 
     def audit_log(self, count: int = 100) -> list[dict[str, str]]:
-        out = []
-        for entry_id, fields in self.r.xrevrange(self.keys.audit_stream, count=count):
-            row = {to_text(k) or "": to_text(v) or "" for k, v in fields.items()}
-            row["id"] = to_text(entry_id) or ""
-            out.append(row)
-        return out
+        return self._parse_audit(self.r.xrevrange(self.keys.audit_stream, count=count))
 
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -527,6 +531,9 @@ class AsyncStore(_Base):
                         yield job_id
         finally:
             await pubsub.aclose()
+
+    async def audit_log(self, count: int = 200) -> list[dict[str, str]]:
+        return self._parse_audit(await self.r.xrevrange(self.keys.audit_stream, count=count))
 
     async def aclose(self) -> None:
         await self.r.aclose()

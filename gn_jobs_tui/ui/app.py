@@ -29,6 +29,7 @@ from gn_jobs_tui.core.store import Store
 from gn_jobs_tui.ui.feed import Feed
 from gn_jobs_tui.ui.messages import ActionDone, Connection, JobsChanged, JobsLoaded
 from gn_jobs_tui.ui.model import COLUMNS, JobIndex
+from gn_jobs_tui.ui.screens.audit import AuditScreen
 from gn_jobs_tui.ui.screens.detail import DetailScreen
 from gn_jobs_tui.ui.screens.dialogs import AskScreen, ConfirmScreen, HelpScreen, UserScreen
 from gn_jobs_tui.ui.screens.launcher import LauncherScreen, LaunchRequest
@@ -54,6 +55,7 @@ class MainScreen(Screen[None]):
         Binding("r", "retry", "Retry"),
         Binding("escape", "clear", "Clear", show=False),
         Binding("ctrl+r", "reload", "Reload", show=False),
+        Binding("a", "audit", "Audit trail", show=False),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -170,6 +172,9 @@ class MainScreen(Screen[None]):
 
     def action_mark(self) -> None:
         self.table.toggle_mark()
+
+    def action_audit(self) -> None:
+        self.app.push_screen(AuditScreen())
 
     def action_reload(self) -> None:
         self.app.feed.request_reload()  # type: ignore[attr-defined]
@@ -409,6 +414,7 @@ class JobsApp(App[None]):
                 ("Sort", "Sort by the next column (o)", screen.action_sort),
                 ("Go to job", "Jump to a job by id (g)", screen.action_goto),
                 ("Reload", "Reload every job from Redis (ctrl+r)", screen.action_reload),
+                ("Audit trail", "Who launched, killed, retried what (a)", screen.action_audit),
             ]
             if not self.config.read_only:
                 entries += [
