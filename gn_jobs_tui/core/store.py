@@ -391,10 +391,7 @@ class Store(_Base):
             cursor, names = self.r.scan(cursor=cursor, match=self.keys.jobs_pattern, count=count)
             ids = [i for i in (self.keys.job_id_of(to_text(n) or "") for n in names) if i]
             if ids:
-                with self.r.pipeline(transaction=False) as pipe:
-                    for job_id in ids:
-                        pipe.zscore(self.keys.jobs_index, job_id)
-                    scores = pipe.execute()
+                scores = self.r.zmscore(self.keys.jobs_index, ids)  # one command per slice
                 found.extend(i for i, s in zip(ids, scores, strict=False) if s is None)
             if cursor == 0:
                 break
@@ -499,10 +496,7 @@ class AsyncStore(_Base):
                                               count=count)
             ids = [i for i in (self.keys.job_id_of(to_text(n) or "") for n in names) if i]
             if ids:
-                async with self.r.pipeline(transaction=False) as pipe:
-                    for job_id in ids:
-                        pipe.zscore(self.keys.jobs_index, job_id)
-                    scores = await pipe.execute()
+                scores = await self.r.zmscore(self.keys.jobs_index, ids)
                 found.extend(i for i, s in zip(ids, scores, strict=False) if s is None)
             if cursor == 0:
                 break

@@ -248,7 +248,10 @@ class JobsApp(App[None]):
             return
         main = self._main()
         if main is not None and main.is_mounted:
-            main.table.refresh_rows()
+            if removed:
+                main.table.refresh_rows()
+            else:
+                main.table.refresh_changed([j.job_id for j in jobs])
             if self.pending_select and self.pending_select in self.index.position:
                 main.table.select(self.pending_select)
                 self.pending_select = None
@@ -281,11 +284,9 @@ class JobsApp(App[None]):
         self.sync_bars()
 
     def sync_bars(self) -> None:
-        for bar in self.query(StatusBar):
+        """Only the visible screen's bar: the others sync when they show again."""
+        for bar in self.screen.query(StatusBar):
             bar.sync()
-        for screen in self.screen_stack:
-            for bar in screen.query(StatusBar):
-                bar.sync()
 
     def status_text(self) -> Text:
         if self.link_state and not self.link_state[0]:

@@ -25,6 +25,7 @@ from gn_jobs_tui.ui.messages import Connection, JobsChanged, JobsLoaded
 FIRST_PAGE = 200
 PAGE = 5000
 COALESCE = 0.05
+DISCOVER_EVERY = 5
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
@@ -44,6 +45,7 @@ class Feed:
         self._wake = asyncio.Event()
         self._reload = asyncio.Event()
         self._scan_cursor = 0
+        self._polls = 0
 
     def _error(self, exc: BaseException) -> str:
         return redact_text(f"{type(exc).__name__}: {exc}", self.config.url)
@@ -155,9 +157,13 @@ class Feed:
         ids = sorted(self.known_active)
         if ids:
             await self.refresh_ids(ids)
-        newest = await self.store.list_jobs(None, 0, 50)
+        newest = await self.store.list_jobs(None, 0, 20)
         unseen = [j for j in newest if j.job_id not in self.known]
-        self._scan_cursor, found = await self.store.discover(self._scan_cursor, budget=2)
+        self._polls += 1
+        found: list[str] = []
+        if self._polls % DISCOVER_EVERY == 1:
+            # Unindexed jobs are rare: a bounded slice of the key space now and then.
+            self._scan_cursor, found = await self.store.discover(self._scan_cursor, budget=2)
         found = [i for i in found if i not in self.known]
         if found:
             self.unindexed.update(found)

@@ -63,6 +63,7 @@ class JobTable(ScrollView, can_focus=True):
         self.index = index
         self.cursor_id: str | None = None
         self.marked: set[str] = set()
+        self._strips: dict[tuple[object, ...], tuple[Job, Strip]] = {}
 
     # -- layout ---------------------------------------------------------------
     def visible_columns(self) -> list[tuple[Column, int]]:
@@ -70,6 +71,18 @@ class JobTable(ScrollView, can_focus=True):
         cols = [c for c in COLUMNS if width >= c.min_screen]
         fixed = sum(c.width + 1 for c in cols if c.width)
         return [(c, c.width or max(8, width - fixed)) for c in cols]
+
+    def refresh_changed(self, job_ids: list[str]) -> None:
+        """Some jobs changed: repaint just their rows, unless rows moved."""
+        if self.index.ensure_order() or self.cursor_id not in self.index.position:
+            self.refresh_rows()
+            return
+        top = int(self.scroll_offset.y)
+        bottom = top + self.size.height - 1
+        for job_id in job_ids:
+            row = self.index.position.get(job_id)
+            if row is not None and top <= row < bottom:
+                self.refresh_lines(row + 1)  # +1: line 0 is the header
 
     def refresh_rows(self) -> None:
         """Call after the index changed: re-sort if needed, keep the cursor's job."""
@@ -197,29 +210,49 @@ class JobTable(ScrollView, can_focus=True):
         return strip.crop_extend(0, self.scrollable_content_region.width, base)
 
     def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        row = int(self.scroll_offset.y) + y - 1
+        order = self.index.order
+        if y > 0 and row < len(order):
+            job_id = order[row]
+            job = self.index.jobs[job_id]
+            now = self.app.clock()  # type: ignore[attr-defined]
+            # A changed job is a new Job object, so identity says whether a row
+            # changed; only an unfinished job's elapsed time moves on its own.
+            key = (job_id, width, job_id == self.cursor_id, job_id in self.marked,
+                   int(now) if job.finished is None else 0, self.has_focus)
+            cached = self._strips.get(key)
+            if cached is not None and cached[0] is job:
+                return cached[1]
+            strip = self._job_line(job, now)
+            if len(self._strips) > 4 * max(50, self.size.height):
+                self._strips.clear()
+            self._strips[key] = (job, strip)
+            return strip
         cols = self.visible_columns()
         if y == 0:
             style = self.get_component_rich_style("job-table--header")
             titles = []
-            for col, width in cols:
+            for col, w in cols:
                 arrow = ("▼" if self.index.reverse else "▲") if col.key == self.index.sort_key else ""
-                titles.append((Text(col.title + arrow), width))
+                titles.append((Text(col.title + arrow), w))
             return self._line(titles, style)
-        row = int(self.scroll_offset.y) + y - 1
-        order = self.index.order
+        if not order and y == 2:
+            msg = Text("  no jobs match" if self.index.jobs else "  no jobs yet")
+            return self._line([(msg, width)], self.get_component_rich_style("job-table--dim"))
+        return Strip.blank(width, self.rich_style)
+
+    def _job_line(self, job: Job, now: float) -> Strip:
         base = self.rich_style
-        if row >= len(order):
-            if not order and y == 2:
-                msg = Text("  no jobs match" if self.index.jobs else "  no jobs yet")
-                return self._line([(msg, self.size.width)],
-                                  self.get_component_rich_style("job-table--dim"))
-            return Strip.blank(self.size.width, base)
-        job_id = order[row]
-        job = self.index.jobs[job_id]
-        cells = self.cells(job, self.app.clock())  # type: ignore[attr-defined]
-        if job_id in self.marked:
+        cells = self.cells(job, now)
+        if job.job_id in self.marked:
             cells["id"] = Text("*" + job.short_id[1:])
             base = base + self.get_component_rich_style("job-table--marked")
-        if job_id == self.cursor_id:
+        if job.job_id == self.cursor_id:
             base = base + self.get_component_rich_style("job-table--cursor")
-        return self._line([(cells[c.key], w) for c, w in cols], base)
+        return self._line([(cells[c.key], w) for c, w in self.visible_columns()], base)
+
+    def notify_style_update(self) -> None:
+        """Theme or CSS changed: cached rows have the old colours."""
+        self._strips.clear()
+        super().notify_style_update()

@@ -19,6 +19,9 @@ class StatusBar(Widget):
     def on_mount(self) -> None:
         self.sync()
 
+    def on_show(self) -> None:
+        self.sync()
+
     def sync(self) -> None:
         app = self.app
         state = getattr(app, "link_state", None)
