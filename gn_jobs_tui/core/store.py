@@ -174,6 +174,16 @@ class _Base:
         pipe.xadd(self.keys.audit_stream, entry, maxlen=AUDIT_MAXLEN, approximate=True)
 
     @staticmethod
+    def _one_job(job_id: str, kind: Any, raw: Any, alive: Any) -> Job | None:
+        """A job from TYPE, HGETALL and heartbeat EXISTS replies (None: no such key)."""
+        kind = to_text(kind)
+        if kind == "none":
+            return None
+        if kind != "hash":
+            return Job(job_id=job_id, damage=(f"job key is a {kind}, not a hash",))
+        return parse_job(job_id, raw, heartbeat_alive=bool(alive))
+
+    @staticmethod
     def _parse_audit(entries: Any) -> list[dict[str, str]]:
         out = []
         for entry_id, fields in entries or []:
@@ -321,13 +331,7 @@ class Store(_Base):
             pipe.type(key)
             pipe.hgetall(key)
             pipe.exists(self.keys.heartbeat(job_id))
-            kind, raw, alive = pipe.execute(raise_on_error=False)
-        kind = to_text(kind)
-        if kind == "none":
-            return None
-        if kind != "hash":
-            return Job(job_id=job_id, damage=(f"job key is a {kind}, not a hash",))
-        return parse_job(job_id, raw, heartbeat_alive=bool(alive))
+            return self._one_job(job_id, *pipe.execute(raise_on_error=False))
 
     def get_jobs(self, ids: list[str]) -> list[Job]:
         """The table's fields of many jobs, one call per PAGE ids."""
@@ -455,13 +459,7 @@ class AsyncStore(_Base):
             pipe.type(key)
             pipe.hgetall(key)
             pipe.exists(self.keys.heartbeat(job_id))
-            kind, raw, alive = await pipe.execute(raise_on_error=False)
-        kind = to_text(kind)
-        if kind == "none":
-            return None
-        if kind != "hash":
-            return Job(job_id=job_id, damage=(f"job key is a {kind}, not a hash",))
-        return parse_job(job_id, raw, heartbeat_alive=bool(alive))
+            return self._one_job(job_id, *await pipe.execute(raise_on_error=False))
 
     async def count(self, user: str | None = None) -> int:
         return int(await self.r.zcard(self._index(user)))
@@ -502,8 +500,8 @@ class AsyncStore(_Base):
                 break
         return int(cursor), found
 
-    async def subscribe(self) -> AsyncIterator[str]:
-        """Job ids that changed: our events and, where enabled, keyspace events."""
+    async def subscribe(self) -> AsyncIterator[tuple[str, tuple[str, ...]]]:
+        """(job id, what changed) from our events; keyspace events say ("keyspace",)."""
         pubsub = self.r.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self.keys.events_channel)
         await pubsub.psubscribe(f"__keyspace@*__:{self.keys.jobs_pattern}")
@@ -515,14 +513,14 @@ class AsyncStore(_Base):
                 if msg.get("type") == "message":
                     event = events.decode(msg.get("data", b""))
                     if event is not None:
-                        yield event.job_id
+                        yield event.job_id, event.what
                 elif msg.get("type") == "pmessage":
                     channel = to_text(msg.get("channel")) or ""
                     key = channel.split(":", 1)[1] if ":" in channel else ""
                     rest = key[len(self.keys.job("")):]
-                    job_id = rest.split(":", 1)[0]
+                    job_id, _, sub = rest.partition(":")
                     if job_id:
-                        yield job_id
+                        yield job_id, ("output",) if sub else ("keyspace",)
         finally:
             await pubsub.aclose()
 

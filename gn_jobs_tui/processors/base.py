@@ -173,12 +173,17 @@ class Processor:
             parts.append(Text(f"{output.damaged} damaged entries", style="red"))
         return Group(*parts)
 
-    def job_view(self, job: Job, output: KeyState | None, children: list[KeyState],
-                 now: float) -> RenderableType:
+    def header(self, job: Job, now: float) -> list[RenderableType]:
+        """The top of every job pane: its fields, then any damage found."""
         parts: list[RenderableType] = [self.fields_table(job, now)]
         damage = damage_text(job)
         if damage is not None:
             parts.append(damage)
+        return parts
+
+    def job_view(self, job: Job, output: KeyState | None, children: list[KeyState],
+                 now: float) -> RenderableType:
+        parts = self.header(job, now)
         if has_traceback(output) and job.effective_status == "completed":
             parts.append(Text("printed a traceback: not a success", style="bold red"))
         if job.error:

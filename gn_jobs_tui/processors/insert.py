@@ -8,7 +8,7 @@ from rich.text import Text
 
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.outputs import KeyState
-from gn_jobs_tui.processors.base import Processor, Verdict, bar, damage_text, fmt_duration
+from gn_jobs_tui.processors.base import Processor, Verdict, bar, fmt_duration
 
 
 def _int(job: Job, name: str) -> int | None:
@@ -30,10 +30,7 @@ class InsertProcessor(Processor):
 
     def job_view(self, job: Job, output: KeyState | None, children: list[KeyState],
                  now: float) -> RenderableType:
-        parts: list[RenderableType] = [self.fields_table(job, now)]
-        damage = damage_text(job)
-        if damage is not None:
-            parts.append(damage)
+        parts = self.header(job, now)
         done, total = _int(job, "rows_done"), _int(job, "rows_total")
         rate = _int(job, "rows_per_s")
         grid = Table.grid(padding=(0, 2))

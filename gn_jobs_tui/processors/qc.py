@@ -11,7 +11,7 @@ from rich.text import Text
 
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.outputs import Entry, KeyState
-from gn_jobs_tui.processors.base import Processor, Verdict, bar, damage_text, plural
+from gn_jobs_tui.processors.base import Processor, Verdict, bar, plural
 
 
 def _num(entry: Entry | None, name: str) -> float | None:
@@ -61,10 +61,7 @@ class QCProcessor(Processor):
 
     def job_view(self, job: Job, output: KeyState | None, children: list[KeyState],
                  now: float) -> RenderableType:
-        parts: list[RenderableType] = [self.fields_table(job, now)]
-        damage = damage_text(job)
-        if damage is not None:
-            parts.append(damage)
+        parts = self.header(job, now)
         if job.error:
             parts.append(Text(job.error[-1500:], style="red"))
         totals: Counter[str] = Counter()

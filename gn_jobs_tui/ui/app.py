@@ -27,7 +27,7 @@ from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.redact import redact_text
 from gn_jobs_tui.core.store import Store
 from gn_jobs_tui.ui.feed import Feed
-from gn_jobs_tui.ui.messages import ActionDone, Connection, JobsChanged, JobsLoaded
+from gn_jobs_tui.ui.messages import ActionDone, Connection, JobsChanged, JobsLoaded, KeysChanged
 from gn_jobs_tui.ui.model import COLUMNS, JobIndex
 from gn_jobs_tui.ui.screens.audit import AuditScreen
 from gn_jobs_tui.ui.screens.detail import DetailScreen
@@ -241,8 +241,7 @@ class JobsApp(App[None]):
 
     def _apply(self, jobs: Iterable[Job], removed: Iterable[str] = (), *,
                redraw: bool = True) -> None:
-        jobs = list(jobs)
-        self.index.upsert(jobs)
+        jobs = self.index.upsert(jobs)  # only those that really changed
         self.index.remove(removed)
         if not redraw:
             return
@@ -275,6 +274,10 @@ class JobsApp(App[None]):
 
     def on_jobs_changed(self, message: JobsChanged) -> None:
         self._apply(message.jobs, message.removed)
+
+    def on_keys_changed(self, message: KeysChanged) -> None:
+        if isinstance(self.screen, DetailScreen) and self.screen.job_id == message.job_id:
+            self.screen.poke()
 
     def on_connection(self, message: Connection) -> None:
         self.link_state = (message.ok, message.error, message.retry_in)

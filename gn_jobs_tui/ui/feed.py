@@ -20,12 +20,13 @@ from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.redact import redact_text
 from gn_jobs_tui.core.store import AsyncStore
-from gn_jobs_tui.ui.messages import Connection, JobsChanged, JobsLoaded
+from gn_jobs_tui.ui.messages import Connection, JobsChanged, JobsLoaded, KeysChanged
 
 FIRST_PAGE = 200
 PAGE = 5000
 COALESCE = 0.05
 DISCOVER_EVERY = 5
+KEY_ONLY = frozenset({"output", "child"})
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
@@ -124,7 +125,12 @@ class Feed:
     async def listen(self) -> None:
         flusher = asyncio.create_task(self._flush_loop())
         try:
-            async for job_id in self.store.subscribe():
+            async for job_id, what in self.store.subscribe():
+                if what and set(what) <= KEY_ONLY:
+                    # New output or child records: the table shows none of it;
+                    # only an open drill-down of that job wants to know.
+                    self.post(KeysChanged(job_id))
+                    continue
                 self.changed.add(job_id)
                 self._wake.set()
         finally:

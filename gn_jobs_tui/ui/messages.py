@@ -22,6 +22,14 @@ class JobsChanged(Message):
         super().__init__()
 
 
+class KeysChanged(Message):
+    """A job's output or child keys have new entries (its hash did not change)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__()
+
+
 class Connection(Message):
     def __init__(self, ok: bool, error: str = "", retry_in: float = 0.0) -> None:
         self.ok, self.error, self.retry_in = ok, error, retry_in

@@ -106,12 +106,18 @@ class JobIndex:
         self._dirty = True
 
     # -- changes ------------------------------------------------------------
-    def upsert(self, jobs: Iterable[Job]) -> int:
-        """Add or replace jobs; returns how many changed. Re-sorts only if needed."""
-        n = 0
+    def upsert(self, jobs: Iterable[Job]) -> list[Job]:
+        """Add or replace jobs; returns those that changed. Re-sorts only if needed.
+
+        A re-read job equal to the one held is not replaced: the table's row
+        cache (keyed on the object) then stays valid.
+        """
+        changed: list[Job] = []
         for job in jobs:
-            n += 1
             old = self.jobs.get(job.job_id)
+            if old is not None and old == job:
+                continue
+            changed.append(job)
             if old is not None:
                 self.status_counts[old.effective_status] -= 1
                 self.user_counts[old.user_id] -= 1
@@ -125,7 +131,7 @@ class JobIndex:
                     was_shown and sort_value(old, self.sort_key, 0) !=
                     sort_value(job, self.sort_key, 0)):
                 self._dirty = True
-        return n
+        return changed
 
     def remove(self, ids: Iterable[str]) -> None:
         for job_id in ids:
