@@ -218,3 +218,39 @@ def test_read_only_offers_no_writing_action(config: Config, store: Store) -> Non
 
     asyncio.run(go())
     assert all(j.retried_by is None for p in store.iter_jobs() for j in p)
+
+
+def test_drill_down_follows_output_and_children_as_they_arrive(config: Config,
+                                                               store: Store) -> None:
+    from tests.helpers import python, run_command
+
+    code = ("import os, time\n"
+            "from gn_jobs_tui.core.jobctx import JobContext\n"
+            "ctx = JobContext.from_env()\n"
+            "for i in range(6):\n"
+            "    print(f'step {i}', flush=True)\n"
+            "    time.sleep(0.3)\n"
+            "[key] = ctx.children(1)\n"
+            "w = ctx.writer(key); w.start(files=['f.tsv'])\n"
+            "w.record(file='f.tsv', line='3', check='numeric', value='x', message='not a number')\n"
+            "w.finish('completed')\n"
+            "time.sleep(1.0)\n")
+    job_id = run_command(store, config, python(code), job_type="qc-files")
+
+    async def go() -> None:
+        app = JobsApp(config)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: job_id in app.index.jobs, what="load")
+            app.screen.table.select(job_id)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="detail")
+            await pilot.press("down", "down")  # the output node
+            await until(pilot, lambda: app.screen.selected == "output", what="output node")
+            await until(pilot, lambda: "step 5" in app.export_screenshot(), timeout=15,
+                        what="new output lines on screen")
+            await until(pilot, lambda: len(app.screen.children_states) == 1, what="child node")
+            await pilot.press("down", "down")
+            await until(pilot, lambda: "not a number" in app.export_screenshot(), timeout=10,
+                        what="the child's record on screen")
+
+    asyncio.run(go())

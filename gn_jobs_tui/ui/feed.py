@@ -26,6 +26,7 @@ FIRST_PAGE = 200
 PAGE = 5000
 COALESCE = 0.05
 DISCOVER_EVERY = 5
+ACTIVE_SLICE = 1000
 KEY_ONLY = frozenset({"output", "child"})
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
@@ -47,6 +48,7 @@ class Feed:
         self._reload = asyncio.Event()
         self._scan_cursor = 0
         self._polls = 0
+        self._active_at = 0
 
     def _error(self, exc: BaseException) -> str:
         return redact_text(f"{type(exc).__name__}: {exc}", self.config.url)
@@ -160,8 +162,13 @@ class Feed:
             await self.poll_once()
 
     async def poll_once(self) -> None:
-        ids = sorted(self.known_active)
-        if ids:
+        # A bounded, rotating slice of the active jobs: the cost of a poll does
+        # not grow with the number of jobs (events carry our own changes anyway).
+        active = sorted(self.known_active)
+        if active:
+            start = self._active_at % len(active)
+            ids = (active[start:] + active[:start])[:ACTIVE_SLICE]
+            self._active_at = start + len(ids)
             await self.refresh_ids(ids)
         newest = await self.store.list_jobs(None, 0, 20)
         unseen = [j for j in newest if j.job_id not in self.known]
