@@ -24,6 +24,11 @@ async def until(pilot, predicate, timeout: float = 20.0, what: str = "condition"
         await pilot.pause(0.05)
 
 
+def screen_text(app: JobsApp) -> str:
+    """What is on screen, as text (the SVG export writes spaces as &#160;)."""
+    return app.export_screenshot().replace("&#160;", " ")
+
+
 def make(store: Store, n: int, user: str = "u", status: str = "completed") -> list[str]:
     ids = []
     for i in range(n):
@@ -246,11 +251,11 @@ def test_drill_down_follows_output_and_children_as_they_arrive(config: Config,
             await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="detail")
             await pilot.press("down", "down")  # the output node
             await until(pilot, lambda: app.screen.selected == "output", what="output node")
-            await until(pilot, lambda: "step 5" in app.export_screenshot(), timeout=15,
+            await until(pilot, lambda: "step 5" in screen_text(app), timeout=15,
                         what="new output lines on screen")
             await until(pilot, lambda: len(app.screen.children_states) == 1, what="child node")
             await pilot.press("down", "down")
-            await until(pilot, lambda: "not a number" in app.export_screenshot(), timeout=10,
+            await until(pilot, lambda: "not a number" in screen_text(app), timeout=10,
                         what="the child's record on screen")
 
     asyncio.run(go())
