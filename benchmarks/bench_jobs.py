@@ -19,13 +19,15 @@ def run(rows: int = 1_500_000, samples: int = 40, insert_rows: int = 200_000) ->
         write_matrix(big, rows, samples, plant={"numeric": [10, rows // 2]})
         size_mb = big.stat().st_size / 1e6
         # One QC worker on the whole file, in its own process: its peak RSS is its own.
-        # The worker reports its own peak RSS (RUSAGE_CHILDREN would report the
-        # largest child this process ever had, e.g. a console benchmark's).
-        code = ("import resource, runpy, sys\n"
+        # The worker reports its own peak RSS from VmHWM, which belongs to its
+        # own address space: ru_maxrss survives fork+exec on Linux, so it would
+        # report this (large) benchmark process's peak instead.
+        code = ("import runpy, sys\n"
                 f"sys.argv = ['qc', '--worker', '-', {str(big)!r}]\n"
                 "try:\n    runpy.run_module('gn_jobs_tui.jobs.qc_files', run_name='__main__')\n"
                 "except SystemExit:\n    pass\n"
-                "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+                "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+                "print('PEAK', hwm.split()[1])\n")
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                              text=True).stdout
