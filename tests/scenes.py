@@ -78,7 +78,7 @@ def seed(store: Store) -> None:
          started=repr(t + 2401), progress="12", message="supervisor stopped answering")
     _job(store, "ki11ed00000000000000000000000s03", "sleep", "erin", "killed", t + 2300,
          started=repr(t + 2301), finished=repr(t + 2320), exit_code="-15", progress="30",
-         message="sleeping, 40s left [killed (SIGTERM)]")
+         message="killed (SIGTERM): sleeping, 40s left")
     _job(store, "9ueued00000000000000000000000s04", "sleep", "erin", "queued", t + 2200)
     _job(store, "0ldjob00000000000000000000000x01", "reindex", "bob", "success", t + 2100,
          started=repr(t + 2101), finished=repr(t + 2190), message="legacy producer job")

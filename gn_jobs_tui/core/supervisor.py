@@ -332,8 +332,10 @@ class Supervisor:
         # The job's own last word is kept; ours says how it ended.
         if status == COMPLETED:
             fields["message"] = current or message
-        elif current and status in (FAILED, KILLED):
-            fields["message"] = f"{current} [{message}]"
+        elif current and status == FAILED:
+            fields["message"] = f"{current} [{message}]"  # the job's own reason first
+        elif current and status == KILLED:
+            fields["message"] = f"{message}: {current}"  # how it ended, then where it was
         else:
             fields["message"] = message
         self._update("status", **fields)

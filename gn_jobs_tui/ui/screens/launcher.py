@@ -47,7 +47,7 @@ class LauncherScreen(ModalScreen[LaunchRequest | None]):
             yield Select([(n, n) for n in self.registry.names()], value=self.job_type,
                          allow_blank=False, id="job-type")
             yield Static("", id="type-help")
-            yield VerticalScroll(id="fields")
+            yield VerticalScroll(id="fields", can_focus=False)  # Tab goes to the fields
             with Horizontal(classes="field"):
                 yield Label("user", classes="field-name")
                 yield Input(value=whoami(), id="user")
