@@ -34,10 +34,6 @@ class JobContext:
             return cls(None, None)
         return cls(job_id, Store.from_url(url, os.environ.get(ENV_PREFIX, DEFAULT_PREFIX)))
 
-    @property
-    def url(self) -> str | None:
-        return os.environ.get(ENV_URL)
-
     def progress(self, percent: float, message: str | None = None, *, force: bool = False,
                  **fields: object) -> None:
         """Report progress, at most 5 times a second unless forced."""

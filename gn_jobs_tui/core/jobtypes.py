@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -148,8 +148,6 @@ class JobType:
     description: str
     params: tuple[Param, ...]
     build_argv: Callable[[dict[str, Any]], list[str]]
-    module: str = ""
-    tags: tuple[str, ...] = field(default=())
 
     def validate(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Check every parameter; all problems are reported at once."""

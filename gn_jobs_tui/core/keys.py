@@ -19,11 +19,9 @@ QUEUED, RUNNING, COMPLETED, FAILED, KILLED, LOST = (
     "killed",
     "lost",
 )
-WRITTEN_STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, KILLED, LOST)
 #: Statuses other producers write, read as ours.
 STATUS_ALIASES = {"pending": QUEUED, "success": COMPLETED, "error": FAILED, "aborted": KILLED}
 TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, KILLED, LOST})
-ACTIVE_STATUSES = frozenset({QUEUED, RUNNING})
 RETRYABLE_STATUSES = frozenset({FAILED, KILLED, LOST})
 
 

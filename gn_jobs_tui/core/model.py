@@ -16,8 +16,6 @@ from types import MappingProxyType
 from typing import Any
 
 from gn_jobs_tui.core.keys import (
-    COMPLETED,
-    FAILED,
     RUNNING,
     STATUS_ALIASES,
     TERMINAL_STATUSES,
@@ -184,12 +182,6 @@ class Job:
         end = self.finished if self.finished is not None else now
         return max(0.0, end - self.started)
 
-    def succeeded(self) -> bool:
-        return self.effective_status == COMPLETED
-
-    def failed(self) -> bool:
-        return self.effective_status == FAILED
-
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict, for `--json` output."""
         data = {k: getattr(self, k) for k in self.__slots__ if k != "extra"}  # type: ignore[attr-defined]
@@ -299,11 +291,7 @@ def parse_job(
     )
 
 
-def is_terminal_status(status: str) -> bool:
-    return status in TERMINAL_STATUSES
-
-
-__all__ = ["Job", "parse_job", "normalise_status", "to_text", "TABLE_FIELDS", "FAILED"]
+__all__ = ["Job", "parse_job", "parse_table_row", "normalise_status", "to_text", "TABLE_FIELDS"]
 
 
 def parse_table_row(job_id: str, values: list[Any], heartbeat_alive: bool | None) -> Job:

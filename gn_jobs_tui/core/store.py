@@ -252,9 +252,6 @@ class Store(_Base):
             pipe.publish(self.keys.events_channel, events.encode(job_id, what, status=status))
             pipe.execute()
 
-    def publish(self, job_id: str, what: str) -> None:
-        self.r.publish(self.keys.events_channel, events.encode(job_id, what))
-
     def mark_lost(self, job_id: str) -> bool:
         """Write `lost` back for a running job whose heartbeat lapsed (atomic)."""
         if self.read_only:
@@ -401,18 +398,9 @@ class Store(_Base):
                 break
         return int(cursor), found
 
-    def heartbeat_alive(self, job_id: str) -> bool:
-        return bool(self.r.exists(self.keys.heartbeat(job_id)))
-
     def audit_log(self, count: int = 100) -> list[dict[str, str]]:
         return self._parse_audit(self.r.xrevrange(self.keys.audit_stream, count=count))
 
-    def status_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for page in self.iter_jobs():
-            for job in page:
-                counts[job.effective_status] = counts.get(job.effective_status, 0) + 1
-        return counts
 
 
 class AsyncStore(_Base):

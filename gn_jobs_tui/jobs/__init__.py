@@ -20,7 +20,6 @@ SLEEP = JobType(
               help="exit code to end with"),
     ),
     build_argv=_sleep_argv,
-    module="gn_jobs_tui.jobs.sleep",
 )
 
 BUILTIN_TYPES: list[JobType] = [SLEEP]
@@ -46,7 +45,6 @@ QC_FILES = JobType(
               help="fraction of missing values that makes a line bad"),
     ),
     build_argv=_qc_argv,
-    module="gn_jobs_tui.jobs.qc_files",
 )
 
 
@@ -80,7 +78,6 @@ INSERT_ROWS = JobType(
               help="at most this many rows/s (0: no limit)"),
     ),
     build_argv=_insert_argv,
-    module="gn_jobs_tui.jobs.insert_rows",
 )
 
 BUILTIN_TYPES.extend([QC_FILES, INSERT_ROWS])

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gn_jobs_tui.core.model import Job
-from gn_jobs_tui.processors import for_type
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,3 @@ class JobIndex:
 
     def users(self) -> list[tuple[str, int]]:
         return sorted((u, n) for u, n in self.user_counts.items() if n > 0)
-
-    @staticmethod
-    def verdict(job: Job):  # noqa: ANN205 - the processor's Verdict
-        return for_type(job.job_type).verdict(job)

@@ -40,7 +40,7 @@ class JobTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"job-table--header", "job-table--cursor", "job-table--marked",
                          "job-table--damaged", "job-table--dim"}
     BINDINGS = [
-        Binding("up,k_up", "cursor(-1)", "Up", show=False),
+        Binding("up", "cursor(-1)", "Up", show=False),
         Binding("down", "cursor(1)", "Down", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
