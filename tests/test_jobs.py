@@ -167,3 +167,14 @@ def test_bad_launcher_parameters_create_nothing(store: Store, config: Config,
             launch(store, config, job_type, params)
     assert store.count() == 0
     assert not any(p.info["name"] == "rm" for p in psutil.process_iter(["name"]))
+
+
+def test_unreadable_and_empty_files_are_reported(tmp_path: Path) -> None:
+    from gn_jobs_tui.jobs.delimited import check_file
+
+    (tmp_path / "empty.tsv").write_bytes(b"")
+    gone = [p.check for p in check_file(str(tmp_path / "gone.tsv"))]
+    a_dir = [p.check for p in check_file(str(tmp_path))]
+    empty = [(p.check, p.message) for p in check_file(str(tmp_path / "empty.tsv"))]
+    assert gone == ["unreadable"] and a_dir == ["unreadable"]
+    assert empty == [("header", "the file is empty")]

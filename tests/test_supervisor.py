@@ -161,3 +161,33 @@ def test_wrong_recorded_start_time_is_never_signalled(store: Store, config: Conf
     store.r.hset(store.keys.job(job_id), "pid_started", repr(job.pid_started))
     control.kill(store, job_id)
     assert final(store, job_id).status == "killed"
+
+
+def test_a_supervisor_crash_is_recorded_as_failed_with_its_traceback(store: Store,
+                                                                      config: Config) -> None:
+    """A real Supervisor, run in this process, with a fault injected mid-run."""
+    import pytest
+
+    from gn_jobs_tui.core.supervisor import Supervisor
+
+    job_id = store.create_job(job_fields(new_job_id(), "custom", "u",
+                                         python("import time\ntime.sleep(30)"), {}))
+    sup = Supervisor(config.url, config.prefix, job_id, heartbeat=0.5, grace=1)
+    calls = {"n": 0}
+
+    def broken_flush() -> bool:
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("disk on fire")
+        return True
+
+    sup.flush_output = broken_flush  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        sup.run()
+    job = store.get_job(job_id)
+    assert job.status == "failed" and "supervisor crashed" in job.error
+    assert "RuntimeError: disk on fire" in job.error and "Traceback" in job.error
+    # It did not leave the job's process running unseen.
+    wait_for(lambda: not psutil.pid_exists(job.pid) or
+             psutil.Process(job.pid).status() == psutil.STATUS_ZOMBIE, what="job process gone")
+    assert not store.r.exists(store.keys.heartbeat(job_id))

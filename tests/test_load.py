@@ -1,0 +1,100 @@
+"""Load, scaled down to fit the suite (the full runs: benchmarks/bench_load.py).
+
+These assert counts, never times: no output line lost, no heartbeat lapse
+under chatty jobs, and console polling whose cost follows changes and
+active jobs, not the number of jobs stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import redis
+
+from gn_jobs_tui.core.config import Config
+from gn_jobs_tui.core.launcher import start_job
+from gn_jobs_tui.core.store import Store, job_fields, new_job_id
+from gn_jobs_tui.ui.app import JobsApp
+from gn_jobs_tui.ui.feed import Feed
+
+
+def seed(store: Store, n: int, active: int = 0) -> None:
+    with store.r.pipeline(transaction=False) as pipe:
+        for i in range(n):
+            f = job_fields(f"{i:032x}", "sleep", f"u{i % 7}", ["true"], {}, created=1e9 + i)
+            f["status"] = "running" if i < active else "completed"
+            pipe.hset(store.keys.job(f["job_id"]), mapping=f)
+            pipe.zadd(store.keys.jobs_index, {f["job_id"]: 1e9 + i})
+            pipe.zadd(store.keys.user_jobs(f["user_id"]), {f["job_id"]: 1e9 + i})
+        pipe.execute()
+
+
+def test_chatty_jobs_with_a_console_lose_no_line_and_keep_their_heartbeats(
+        config: Config, store: Store) -> None:
+    seed(store, 5000)
+    lines, jobs = 3000, 6  # each job: 1,000 lines/s for 3 s
+    code = ("import sys, time\n"
+            f"for i in range({lines}):\n"
+            "    sys.stdout.write(f'line {i}\\n')\n"
+            "    if i % 50 == 49:\n        sys.stdout.flush(); time.sleep(0.05)\n")
+    lapses = 0
+
+    async def go() -> list[str]:
+        nonlocal lapses
+        app = JobsApp(config, poll_interval=1.0)
+        async with app.run_test(size=(100, 30)) as pilot:
+            while not app.loaded_all or len(app.index.jobs) < 5000:
+                await pilot.pause(0.05)
+            ids = [start_job(store, config, job_fields(new_job_id(), "chatty", "load",
+                                                       [sys.executable, "-c", code], {}))
+                   for _ in range(jobs)]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                states = await asyncio.to_thread(lambda: [store.get_job(i) for i in ids])
+                lapses += sum(j.status == "running" and j.heartbeat_alive is False for j in states)
+                if all(j.is_terminal for j in states):
+                    break
+                await pilot.press("down")
+                await pilot.pause(0.2)
+            await pilot.pause(1.0)
+            assert all(app.index.jobs[i].effective_status == "completed" for i in ids)
+            return ids
+
+    ids = asyncio.run(go())
+    assert lapses == 0
+    for job_id in ids:
+        assert int(store.r.hget(store.keys.job(job_id), "output_seq")) == lines
+        got = [f[b"line"].decode() for _, f in store.r.xrange(store.keys.output(job_id))]
+        assert got == [f"line {i}" for i in range(lines)]
+
+
+def test_polling_cost_follows_active_jobs_not_stored_jobs(server, prefix: str) -> None:
+    small, big = Store.from_url(server.url, prefix + "s"), Store.from_url(server.url, prefix + "b")
+    seed(small, 500, active=20)
+    seed(big, 10_000, active=20)
+    client = redis.Redis(unix_socket_path=str(server.socket))
+
+    def console_calls() -> int:
+        return sum(int(c["tot-cmds"]) for c in client.client_list()
+                   if c.get("name") == "gn-jobs-console")
+
+    async def cost(store: Store) -> int:
+        """Commands 20 consoles' feeds send for 5 polls each (loading excluded)."""
+        feeds = [Feed(Config(server.url, store.prefix), lambda m: None) for _ in range(20)]
+        for feed in feeds:
+            await feed.load()
+        before = console_calls()
+        for _ in range(5):
+            for feed in feeds:
+                await feed.poll_once()
+        spent = console_calls() - before
+        for feed in feeds:
+            await feed.aclose()
+        return spent
+
+    spent_small = asyncio.run(cost(small))
+    spent_big = asyncio.run(cost(big))
+    # 20x the stored jobs, same active jobs: about the same cost (SCAN slices aside).
+    assert spent_big < 1.5 * spent_small, (spent_small, spent_big)
