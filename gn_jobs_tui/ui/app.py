@@ -354,22 +354,10 @@ class JobsApp(App[None]):
         if not live:
             self.notify("nothing to kill: the selected jobs have finished", severity="warning")
             return
-        names = ", ".join(f"{j.short_id} ({j.job_type}, {j.effective_status})" for j in live[:5])
-        more = f" and {len(live) - 5} more" if len(live) > 5 else ""
-        body = (f"Kill {names}{more}?\n\nEach job's supervisor, on its own host, sends SIGTERM to "
-                "the job's whole process group, then SIGKILL after the grace period.")
+        body = (f"Kill {self._names(live)}?\n\nEach job's supervisor, on its own host, sends "
+                "SIGTERM to the job's whole process group, then SIGKILL after the grace period.")
         self.push_screen(ConfirmScreen(f"Kill {len(live)} job(s)", body, "Kill"),
-                         lambda ok: self.do_kill(live) if ok else None)
-
-    @work(thread=True, group="actions")
-    def do_kill(self, jobs: list[Job]) -> None:
-        for job in jobs:
-            try:
-                outcome = control.kill(self.sync_store, job.job_id, "console")
-                self.post_message(ActionDone(outcome.message))
-            except Exception as exc:  # noqa: BLE001 - shown to the user
-                self.post_message(ActionDone(f"kill {job.short_id} failed: {self._safe(exc)}",
-                                             error=True))
+                         lambda yes: self.do_admin("kill", live) if yes else None)
 
     def ask_retry(self, jobs: list[Job]) -> None:
         if self.config.read_only or not jobs:
@@ -378,20 +366,31 @@ class JobsApp(App[None]):
         if not ok:
             self.notify("only failed, killed or lost jobs can be retried", severity="warning")
             return
-        names = ", ".join(f"{j.short_id} ({j.job_type}, {j.effective_status})" for j in ok[:5])
-        body = (f"Retry {names}?\n\nA new job of the same type, with the same parameters and "
-                "user, starts for each (attempt + 1). Already retried jobs are not run twice.")
+        body = (f"Retry {self._names(ok)}?\n\nA new job of the same type, with the same "
+                "parameters and user, starts for each (attempt + 1). Already retried jobs are "
+                "not run twice.")
         self.push_screen(ConfirmScreen(f"Retry {len(ok)} job(s)", body, "Retry"),
-                         lambda yes: self.do_retry(ok) if yes else None)
+                         lambda yes: self.do_admin("retry", ok) if yes else None)
+
+    @staticmethod
+    def _names(jobs: list[Job]) -> str:
+        names = ", ".join(f"{j.short_id} ({j.job_type}, {j.effective_status})" for j in jobs[:5])
+        return names + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
 
     @work(thread=True, group="actions")
-    def do_retry(self, jobs: list[Job]) -> None:
+    def do_admin(self, verb: str, jobs: list[Job]) -> None:
+        """Kill or retry each job through the core; every result or error is shown."""
         for job in jobs:
             try:
-                outcome = control.retry(self.sync_store, self.config, job.job_id)
-                self.post_message(ActionDone(outcome.message, select=outcome.job_id))
-            except Exception as exc:  # noqa: BLE001 - shown to the user
-                self.post_message(ActionDone(f"retry {job.short_id} failed: {self._safe(exc)}",
+                if verb == "kill":
+                    outcome = control.kill(self.sync_store, job.job_id, "console")
+                    select = None
+                else:
+                    outcome = control.retry(self.sync_store, self.config, job.job_id)
+                    select = outcome.job_id
+                self.post_message(ActionDone(outcome.message, select=select))
+            except Exception as exc:  # noqa: BLE001 - shown to the user, never swallowed
+                self.post_message(ActionDone(f"{verb} {job.short_id} failed: {self._safe(exc)}",
                                              error=True))
 
     def _safe(self, exc: BaseException) -> str:
