@@ -27,8 +27,9 @@ from gn_jobs_tui.core.outputs import KeyState
 from gn_jobs_tui.core.redact import redact_text
 from gn_jobs_tui.core.server import EmbeddedServer, ServerError
 from gn_jobs_tui.core.store import Store, StoreError
+from gn_jobs_tui.core.text import visible
 from gn_jobs_tui.processors import for_type
-from gn_jobs_tui.processors.base import fmt_duration, fmt_time
+from gn_jobs_tui.processors.base import Visible, entry_line, entry_text, fmt_duration, fmt_time
 
 
 class Failure(click.ClickException):
@@ -156,9 +157,9 @@ def _row(job: Any, now: float) -> list[str]:
     proc = for_type(job.job_type)
     verdict = proc.verdict(job)
     progress = f"{job.progress:.0f}%" if job.progress is not None else ""
-    return [job.short_id, job.job_type, job.user_id, verdict.label + (" !" if job.damage else ""),
-            progress, fmt_time(job.started), fmt_duration(job.elapsed(now)), job.host or "",
-            proc.summary(job)[:50]]
+    return [visible(job.short_id), visible(job.job_type), visible(job.user_id),
+            visible(verdict.label) + (" !" if job.damage else ""), progress, fmt_time(job.started),
+            fmt_duration(job.elapsed(now)), visible(job.host or ""), proc.summary(job)[:50]]
 
 
 @main.command(name="list")
@@ -240,18 +241,20 @@ def show(obj: Ctx, job_id: str, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=1))
         return
     console = Console(soft_wrap=False)
-    console.print(proc.job_view(job, output, children, time.time()))
+    console.print(Visible(proc.job_view(job, output, children, time.time())))
     if output.kind != "none":
         console.rule("output (tail)")
-        console.print(proc.output_view(job, output, lines=20))
+        console.print(Visible(proc.output_view(job, output, lines=20)))
 
 
 @main.command()
 @click.argument("job_id")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+@click.option("--raw", is_flag=True, help="The bytes as the job wrote them, control "
+              "sequences included (for files and pipes); by default they are shown as ^[.")
 @pass_ctx
 @friendly
-def logs(obj: Ctx, job_id: str, follow: bool) -> None:
+def logs(obj: Ctx, job_id: str, follow: bool, raw: bool) -> None:
     """Print a job's output; --follow keeps printing new lines."""
     store = obj.store
     job = _get(store, job_id)
@@ -261,9 +264,7 @@ def logs(obj: Ctx, job_id: str, follow: bool) -> None:
         store.read_keys([state])
         new = state.seen - printed
         for entry in list(state.tail)[-new:] if new > 0 else []:
-            from gn_jobs_tui.processors.base import entry_line
-
-            click.echo(entry_line(entry).plain)
+            click.echo(entry_text(entry) if raw else entry_line(entry).plain)
         printed = state.seen
         if not follow:
             return

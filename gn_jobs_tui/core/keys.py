@@ -22,6 +22,8 @@ QUEUED, RUNNING, COMPLETED, FAILED, KILLED, LOST = (
 #: Statuses other producers write, read as ours.
 STATUS_ALIASES = {"pending": QUEUED, "success": COMPLETED, "error": FAILED, "aborted": KILLED}
 TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, KILLED, LOST})
+#: Every status this project writes, each with its own status index.
+OUR_STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, KILLED, LOST)
 RETRYABLE_STATUSES = frozenset({FAILED, KILLED, LOST})
 
 
@@ -65,6 +67,31 @@ class Keys:
     def kill_request(self, job_id: str) -> str:
         """Durable kill request (JSON), deleted by the supervisor once acted on."""
         return f"{self.prefix}:jobs:{job_id}:kill"
+
+    @property
+    def heartbeats(self) -> str:
+        """Sorted set: running job id -> when its heartbeat lapses (server clock, epoch s).
+
+        Finding lapsed heartbeats is one ZRANGEBYSCORE, whatever the number running.
+        """
+        return f"{self.prefix}:heartbeats"
+
+    @property
+    def ids(self) -> str:
+        """Sorted set, every score 0: job ids in lexical order, for short-id lookups."""
+        return f"{self.prefix}:ids"
+
+    def status_index(self, status: str) -> str:
+        """Sorted set of the ids of jobs (written here) in one status, scored by `created`."""
+        return f"{self.prefix}:status:{status}"
+
+    def status_moves(self, job_id: str, status: str, created: float) -> list[tuple[object, ...]]:
+        """Commands that file a job under `status` and no other (idempotent, any order)."""
+        cmds: list[tuple[object, ...]] = [("ZREM", self.status_index(s), job_id)
+                                          for s in OUR_STATUSES if s != status]
+        if status in OUR_STATUSES:
+            cmds.append(("ZADD", self.status_index(status), repr(float(created)), job_id))
+        return cmds
 
     @property
     def events_channel(self) -> str:

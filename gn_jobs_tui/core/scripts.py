@@ -175,6 +175,74 @@ return 1
 """
 
 
+#: Append stream entries exactly once, in order, even when a batch is sent
+#: again after its reply was lost: each entry carries a sequence number `n`
+#: (1, 2, ...) and entries at or below the stream's last `n` are skipped. One
+#: key only, so it runs on any topology (Cluster included) and needs no hash.
+#: KEYS[1] stream; ARGV: maxlen, first n, events channel ('' for none), event
+#: payload, then per entry: number of field/value pairs, then the pairs.
+#: Returns {appended, last n before}.
+APPEND_ONCE = r"""
+local tip = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local last = 0
+if tip[1] then
+  local f = tip[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 'n' then last = tonumber(f[i + 1]) or 0 end
+  end
+end
+local n = tonumber(ARGV[2]) - 1
+local added = 0
+local i = 5
+while i <= #ARGV do
+  local np = tonumber(ARGV[i])
+  n = n + 1
+  if n > last then
+    local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'n', n}
+    for j = i + 1, i + 2 * np do args[#args + 1] = ARGV[j] end
+    redis.call(unpack(args))
+    added = added + 1
+  end
+  i = i + 1 + 2 * np
+end
+if added > 0 and ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+return {added, last}
+"""
+
+
+def append_once_args(maxlen: int, first_n: int, channel: str, payload: str,
+                     entries: list[list[tuple[str, str]]]) -> list[str]:
+    """ARGV for APPEND_ONCE: entries numbered first_n, first_n + 1, ..."""
+    args = [str(maxlen), str(first_n), channel, payload]
+    for pairs in entries:
+        args.append(str(len(pairs)))
+        for name, value in pairs:
+            args.extend((name, value))
+    return args
+
+
+#: A write to a job hash by its supervisor, or by the job it runs, that holds
+#: only while the supervisor's claim stands (fencing): refused when another
+#: supervisor holds the job, when the job was retried (a hung supervisor came
+#: back after its job was judged lost and run again), or when the hash is gone
+#: (deleted or evicted: a write never re-creates a partial hash).
+#: KEYS[1] job hash; ARGV: claim identity, events channel ('' none), event
+#: payload, then field/value pairs (none: only check the claim).
+#: Returns {1, status before} | {-1, holder} | {-2, retried_by} | {-3, ''}.
+FENCED_HSET = r"""
+local sup = redis.call('HGET', KEYS[1], 'supervisor')
+if not sup then return {-3, ''} end
+if sup ~= ARGV[1] then return {-1, sup} end
+local by = redis.call('HGET', KEYS[1], 'retried_by')
+if by then return {-2, by} end
+local before = redis.call('HGET', KEYS[1], 'status') or ''
+if #ARGV > 3 then redis.call('HSET', KEYS[1], unpack(ARGV, 4)) end
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return {1, before}
+"""
+FENCE_OK, FENCE_OTHER, FENCE_RETRIED, FENCE_GONE = 1, -1, -2, -3
+
+
 class ReadScript:
     """A read-only script run with EVALSHA_RO (EVAL_RO the first time).
 

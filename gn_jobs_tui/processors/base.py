@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.outputs import Entry, KeyState
+from gn_jobs_tui.core.text import has_controls, visible
 
 STATUS_STYLES = {
     "queued": "cyan",
@@ -78,16 +80,40 @@ def damage_text(job: Job) -> Text | None:
     return Text("damaged: " + "; ".join(job.damage[:6]), style="bold red")
 
 
-def entry_line(entry: Entry) -> Text:
-    """One output/child entry as a line; damaged entries are marked."""
-    if entry.damaged:
-        return Text(f"[damaged: {entry.damaged}] {entry.text or ''}", style="red")
+class Visible:
+    """Draws another renderable with any control character made visible.
+
+    Processors already pass job text through `visible`; this wrapper, put
+    where renderables reach a terminal (CLI, console panes), catches any text
+    a processor plugin forgot.
+    """
+
+    def __init__(self, inner: RenderableType) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for seg in console.render(self.inner, options):
+            if seg.control or not has_controls(seg.text):
+                yield seg
+            else:
+                yield Segment(visible(seg.text), seg.style)
+
+
+def entry_text(entry: Entry) -> str:
+    """One output/child entry as its raw text (what `logs --raw` prints)."""
     if entry.text is not None:
-        return Text(entry.text)
+        return entry.text
     if "line" in entry.fields:
-        style = "red" if entry.fields.get("stream") == "err" else ""
-        return Text(entry.fields["line"], style=style)
-    return Text(" ".join(f"{k}={v}" for k, v in entry.fields.items() if k != "ts"))
+        return entry.fields["line"]
+    return " ".join(f"{k}={v}" for k, v in entry.fields.items() if k not in ("ts", "n"))
+
+
+def entry_line(entry: Entry) -> Text:
+    """One output/child entry as a line; damaged entries are marked, controls made visible."""
+    if entry.damaged:
+        return Text(f"[damaged: {entry.damaged}] {visible(entry.text or '')}", style="red")
+    style = "red" if entry.fields.get("stream") == "err" else ""
+    return Text(visible(entry_text(entry)), style=style)
 
 
 def has_traceback(state: KeyState | None) -> bool:
@@ -118,9 +144,9 @@ class Processor:
         """First line of the message, else the last line of the error (a traceback's)."""
         lines = [line for line in (job.message or "").splitlines() if line.strip()]
         if lines:
-            return lines[0]
+            return visible(lines[0])
         lines = [line for line in (job.error or "").splitlines() if line.strip()]
-        return lines[-1] if lines else ""
+        return visible(lines[-1]) if lines else ""
 
     def fields_table(self, job: Job, now: float) -> Table:
         grid = Table.grid(padding=(0, 2))
@@ -156,7 +182,7 @@ class Processor:
         if job.children:
             rows.append(("children", str(len(job.children))))
         for name, value in rows:
-            grid.add_row(name, value)
+            grid.add_row(name, Text(visible(value)) if isinstance(value, str) else value)
         return grid
 
     def output_view(self, job: Job, output: KeyState | None, lines: int = 200) -> RenderableType:
@@ -188,7 +214,7 @@ class Processor:
             parts.append(Text("printed a traceback: not a success", style="bold red"))
         if job.error:
             parts.append(Text("error:", style="bold red"))
-            parts.append(Text(job.error[-2000:], style="red"))
+            parts.append(Text(visible(job.error[-2000:]), style="red"))
         if children:
             parts.append(Text(""))
             parts.append(self.children_table(job, children))
@@ -204,7 +230,7 @@ class Processor:
         return table
 
     def child_view(self, job: Job, child: KeyState) -> RenderableType:
-        head = Text(f"{child.key}  [{child.kind}]  {child.state_label()}  {child.seen} entries",
+        head = Text(f"{visible(child.key)}  [{child.kind}]  {child.state_label()}  {child.seen} entries",
                     style="bold")
         return Group(head, self.output_view(job, child))
 

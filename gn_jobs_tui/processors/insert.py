@@ -8,6 +8,7 @@ from rich.text import Text
 
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.outputs import KeyState
+from gn_jobs_tui.core.text import visible
 from gn_jobs_tui.processors.base import Processor, Verdict, bar, fmt_duration
 
 
@@ -52,7 +53,7 @@ class InsertProcessor(Processor):
             bad_lines = [e for e in output.tail if e.get("line").startswith("bad row")]
             if bad_lines:
                 parts.append(Text("bad rows:", style="bold red"))
-                parts.extend(Text(e.get("line"), style="red") for e in bad_lines[-10:])
+                parts.extend(Text(visible(e.get("line")), style="red") for e in bad_lines[-10:])
         if job.error and job.effective_status != "completed":
-            parts.append(Text(job.error[-1000:], style="red"))
+            parts.append(Text(visible(job.error[-1000:]), style="red"))
         return Group(*parts)

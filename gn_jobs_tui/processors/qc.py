@@ -11,6 +11,7 @@ from rich.text import Text
 
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.outputs import Entry, KeyState
+from gn_jobs_tui.core.text import visible
 from gn_jobs_tui.processors.base import Processor, Verdict, bar, plural
 
 
@@ -63,7 +64,7 @@ class QCProcessor(Processor):
                  now: float) -> RenderableType:
         parts = self.header(job, now)
         if job.error:
-            parts.append(Text(job.error[-1500:], style="red"))
+            parts.append(Text(visible(job.error[-1500:]), style="red"))
         totals: Counter[str] = Counter()
         groups: Counter[tuple[str, str]] = Counter()
         examples: dict[tuple[str, str], list[Entry]] = {}
@@ -93,7 +94,7 @@ class QCProcessor(Processor):
         for (file, check), n in sorted(groups.items()):
             ex = "; ".join(f"l.{e.get('line', '?')} {e.get('message', '')}"
                            for e in examples.get((file, check), [])[:2])
-            table.add_row(file, check, str(n), ex)
+            table.add_row(visible(file), visible(check), str(n), visible(ex))
         if not groups:
             table.add_row("-", "-", "0", "no problems found yet")
         return table
@@ -118,7 +119,7 @@ class QCProcessor(Processor):
         return f"{label}, {plural(n, 'problem')}" if child.kind != "none" else label
 
     def child_view(self, job: Job, child: KeyState) -> RenderableType:
-        parts: list[RenderableType] = [Text(f"{child.key}", style="bold"),
+        parts: list[RenderableType] = [Text(visible(child.key), style="bold"),
                                        Text(self.child_label(child))]
         if child.start is not None:
             files = child.start.get("files", "[]")
@@ -126,7 +127,7 @@ class QCProcessor(Processor):
                 names = json.loads(files)
             except ValueError:
                 names = [files]
-            parts.append(Text("files: " + ", ".join(str(n) for n in names)))
+            parts.append(Text(visible("files: " + ", ".join(str(n) for n in names))))
         frac = child_fraction(child)
         if frac is not None:
             parts.append(bar(frac, 40))
@@ -134,10 +135,12 @@ class QCProcessor(Processor):
         for col in ("file", "line", "column", "check", "value", "message"):
             table.add_column(col, overflow="fold")
         for entry in [e for e in child.tail if e.get("kind") == "record"][-200:]:
-            table.add_row(entry.get("file"), entry.get("line"), entry.get("column"),
-                          entry.get("check"), entry.get("value")[:30], entry.get("message"))
+            table.add_row(*(visible(v) for v in (
+                entry.get("file"), entry.get("line"), entry.get("column"), entry.get("check"),
+                entry.get("value")[:30], entry.get("message"))))
         for entry in [e for e in child.tail if e.damaged][-20:]:
-            table.add_row("?", "?", "", "damaged", (entry.text or "")[:30], entry.damaged or "")
+            table.add_row("?", "?", "", "damaged", visible((entry.text or "")[:30]),
+                          entry.damaged or "")
         parts.append(table)
         if child.damaged:
             parts.append(Text(f"{child.damaged} damaged entries", style="red"))
