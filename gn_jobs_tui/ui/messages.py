@@ -31,8 +31,13 @@ class KeysChanged(Message):
 
 
 class Connection(Message):
-    def __init__(self, ok: bool, error: str = "", retry_in: float = 0.0) -> None:
-        self.ok, self.error, self.retry_in = ok, error, retry_in
+    """Link state. `notes`: short facts about the server worth a word in the top
+    bar (e.g. "reads without scripts", "maxmemory-policy allkeys-lru can evict
+    jobs", "failover: primary now 10.0.0.2:6379"), warnings first."""
+
+    def __init__(self, ok: bool, error: str = "", retry_in: float = 0.0,
+                 notes: tuple[str, ...] = ()) -> None:
+        self.ok, self.error, self.retry_in, self.notes = ok, error, retry_in, notes
         super().__init__()
 
 
