@@ -203,19 +203,27 @@ class Caps:
     policy: str = ""
     used_memory: int = 0
     info_allowed: bool = True
+    #: What trying taught us when INFO was not allowed (None: go by the version).
+    learnt: dict[str, bool] = field(default_factory=dict)
 
     def _at_least(self, version: tuple[int, int]) -> bool:
         return self.name == "valkey" or self.version[:2] >= version
 
+    def _has(self, name: str, version: tuple[int, int]) -> bool:
+        if name in self.learnt:
+            return self.learnt[name]
+        # Version unknown (no INFO): assume a current server, learn from a refusal.
+        return self._at_least(version) or not self.info_allowed
+
     @property
     def eval_ro(self) -> bool:
         """EVAL_RO / EVALSHA_RO (Redis 7.0)."""
-        return self._at_least((7, 0))
+        return self._has("eval_ro", (7, 0))
 
     @property
     def zmscore(self) -> bool:
         """ZMSCORE (Redis 6.2)."""
-        return self._at_least((6, 2))
+        return self._has("zmscore", (6, 2))
 
     @property
     def exclusive_ranges(self) -> bool:
@@ -224,6 +232,8 @@ class Caps:
 
     @property
     def label(self) -> str:
+        if not self.info_allowed:
+            return f"{self.name.capitalize()} (version not readable: INFO not allowed)"
         return f"{self.name.capitalize()} {'.'.join(map(str, self.version))}"
 
     @property
@@ -270,19 +280,6 @@ def _version(text: str) -> tuple[int, int, int]:
     while len(parts) < 3:
         parts.append(0)
     return parts[0], parts[1], parts[2]
-
-
-def caps_from_hello(reply: Any, caps: Caps | None = None) -> Caps:
-    """Fold a `HELLO 2` reply (flat list or dict) into capabilities."""
-    caps = caps or Caps()
-    if isinstance(reply, list):
-        reply = dict(zip(reply[::2], reply[1::2], strict=False))
-    data = {_text(k): v for k, v in (reply or {}).items()}
-    caps.name = _text(data.get("server", caps.name)).lower() or "redis"
-    if "version" in data:
-        caps.version = _version(_text(data["version"]))
-    caps.cluster = _text(data.get("mode", "")) == "cluster"
-    return caps
 
 
 def caps_from_info(info: dict[str, Any], caps: Caps | None = None) -> Caps:
