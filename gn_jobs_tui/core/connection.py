@@ -44,8 +44,8 @@ class UrlError(ValueError):
 class Target:
     """A parsed server URL: what to connect to, and how."""
 
-    url: str
-    kind: str  # single | sentinel | cluster
+    url: str = field(repr=False)
+    kind: str = "single"  # single | sentinel | cluster
     tls: bool = False
     hosts: tuple[tuple[str, int], ...] = ()
     path: str | None = None  # unix socket
@@ -308,9 +308,16 @@ def check_version(caps: Caps, target: Target) -> None:
 
 
 def _common(target: Target, timeout: float, name: str) -> dict[str, Any]:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     kw: dict[str, Any] = {"username": target.username, "password": target.password,
                           "socket_timeout": timeout, "socket_connect_timeout": timeout,
                           "client_name": name}
+    if target.kind != "cluster":
+        # Our loops decide what a failure means (the CLI fails in one line at once,
+        # the console and supervisors back off): no silent retries underneath.
+        kw["retry"] = Retry(NoBackoff(), 0)
     if target.tls:
         kw["ssl"] = True
         for opt in ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
@@ -394,19 +401,20 @@ def describe_error(exc: BaseException, target: Target | None = None) -> str:
     elif isinstance(exc, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low \
             or "auth" in low and "required" in low:
         msg = f"{where} refused the user name or password"
+    elif isinstance(exc, redis.TimeoutError) and target is not None and target.tls:
+        msg = f"no TLS handshake with {where} in time (a plain port? use redis:// for it)"
     elif isinstance(exc, redis.TimeoutError):
         msg = f"no answer from {where} in time (is it paused or overloaded?)"
     elif "ssl" in low or "tls" in low or "wrong version number" in low:
         msg = f"TLS failed with {where}: {text} (rediss:// for a TLS port, redis:// for a plain one)"
     elif isinstance(exc, redis.BusyLoadingError):
         msg = f"{where} is loading its data set; try again shortly"
-    elif isinstance(exc, (redis.ConnectionError, OSError)) and (
-            "protocol" in low or "http" in low or "invalid response" in low
-            or "closed by server" in low and "http" in low):
+    elif isinstance(exc, redis.InvalidResponse) or isinstance(exc, (redis.ConnectionError, OSError)) \
+            and ("protocol" in low or "invalid response" in low):
         msg = f"{where} does not speak the Redis protocol (an HTTP server? a TLS port?)"
     elif isinstance(exc, (redis.ConnectionError, OSError)):
         msg = f"cannot reach {where}: {text}"
-    elif isinstance(exc, redis.ResponseError) and text.startswith("NOPERM"):
+    elif isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
         msg = f"{where} refused: {text} (the ACL user lacks a permission)"
     elif isinstance(exc, redis.ResponseError):
         msg = f"{where} refused: {text}"

@@ -44,6 +44,13 @@ NOT_JOBS: frozenset[str] = frozenset({"manager"})
 #: Every field name the table listing must fetch to read any dialect.
 ALIAS_SOURCES: tuple[str, ...] = (*FIELD_ALIASES, *VERDICT_FIELDS)
 
+#: Fields that say a hash was written in another producer's dialect. Such
+#: producers legitimately omit fields our contract requires (a user or a
+#: creation time that their index holds, or none at all): not damage.
+DIALECT_MARKERS: frozenset[str] = frozenset({*ALIAS_SOURCES, *(n for n, _ in OUTPUT_FIELDS)})
+#: Required fields another dialect may omit.
+OPTIONAL_IN_DIALECTS: frozenset[str] = frozenset({"user_id", "created", "job_type", "command"})
+
 
 def canonical(fields: dict[str, str]) -> dict[str, str]:
     """Our field names for a producer's: an alias fills a field only when ours is absent."""

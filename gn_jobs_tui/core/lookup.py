@@ -139,6 +139,24 @@ def listing(store: Store, *, user: str | None = None, status: str | None = None,
     return jobs[:limit] if limit else jobs
 
 
+def _with_user(store: Store, job: Job) -> Job:
+    """A job whose hash names no user (gn-uploader's): the user index listing it says."""
+    if job.user_id != "unknown":
+        return job
+    names = store.user_indexes()
+    scores = store._run([("ZSCORE", n, job.job_id) for n in names], transaction=False,
+                        raise_on_error=False)
+    for name, score in zip(names, scores, strict=False):
+        if score is not None and not isinstance(score, Exception):
+            job.user_id = store.keys.user_of(name) or job.user_id
+            if job.created is None:
+                job.created = float(score)
+            job.damage = tuple(d for d in job.damage if d not in ("user_id: missing",
+                                                                  "created: missing"))
+            break
+    return job
+
+
 def find(store: Store, text: str) -> Job:
     """A job by its full id or a unique prefix of one; StoreError says why not."""
     text = text.strip()
@@ -146,7 +164,7 @@ def find(store: Store, text: str) -> Job:
         raise StoreError("no job id given")
     job = store.get_job(text)
     if job is not None:
-        return job
+        return _with_user(store, job)
     hits = store.ids_by_prefix(text, limit=11)
     if not hits:
         counts = store.index_counts()
@@ -158,7 +176,7 @@ def find(store: Store, text: str) -> Job:
     if len(hits) == 1:
         job = store.get_job(hits[0])
         if job is not None:
-            return job
+            return _with_user(store, job)
     if len(hits) > 1:
         many = f"{len(hits)}" if len(hits) <= 10 else "more than 10"
         raise StoreError(f"ambiguous job id {text!r}: {many} jobs match")

@@ -278,12 +278,16 @@ def parse_job(
         if v is None:
             continue
         fields[name] = to_text(v, damage, name) or ""
+    foreign = not dialects.DIALECT_MARKERS.isdisjoint(fields)
     fields = dialects.canonical(fields)
     if user_hint and not fields.get("user_id"):
         fields["user_id"] = user_hint
     for name in REQUIRED_FIELDS:
-        if name not in fields and not (partial and name == "command"):
-            damage.append(f"{name}: missing")
+        if name in fields or (partial and name == "command"):
+            continue
+        if foreign and name in dialects.OPTIONAL_IN_DIALECTS:
+            continue
+        damage.append(f"{name}: missing")
 
     stored_id = fields.get("job_id")
     if stored_id and stored_id != job_id:

@@ -44,7 +44,6 @@ from gn_jobs_tui.core.outputs import KeyState, apply_chunk, more_to_read, read_a
 PAGE = 5000
 AUDIT_MAXLEN = 100_000
 #: Replies that mean "scripts are not for us here" (ACL, or a server without the command).
-_SCRIPT_REFUSALS = ("NOPERM", "unknown command", "ERR unknown command", "ERR Error running script")
 
 Cmd = tuple[Any, ...]
 
@@ -138,10 +137,21 @@ def _unknown(exc: redis.ResponseError) -> bool:
     return "unknown command" in str(exc).lower()
 
 
-def _refused(exc: redis.ResponseError) -> bool:
+def denied(exc: BaseException) -> bool:
+    """The ACL user may not run this (redis-py maps NOPERM to NoPermissionError)."""
     text = str(exc)
-    return text.startswith(_SCRIPT_REFUSALS) or "unknown command" in text.lower() \
-        or "NOPERM" in text
+    return isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM") \
+        or "no permissions" in text.lower()
+
+
+def read_only_refusal(exc: BaseException) -> bool:
+    """A write refused because the user may not write or the server is a replica."""
+    return denied(exc) or isinstance(exc, redis.ReadOnlyError) or "READONLY" in str(exc)
+
+
+def _refused(exc: redis.ResponseError) -> bool:
+    """Scripts are not for us here: not allowed to this user, or not known to the server."""
+    return denied(exc) or _unknown(exc)
 
 
 class _Base:
@@ -447,7 +457,7 @@ class Store(_Base):
                                    self.keys.events_channel, payload)):
                 return False
         except redis.ResponseError as exc:
-            if "NOPERM" in str(exc) or "READONLY" in str(exc):
+            if read_only_refusal(exc):
                 return False  # a read-only user: the job is shown lost, not written lost
             raise
         created = job.created if isinstance(job, Job) and job.created else time.time()
@@ -708,8 +718,15 @@ class Store(_Base):
 
     def lapsed(self, since: float = 0.0) -> tuple[float, list[str]]:
         """Running jobs whose heartbeat lapsed after `since` (server clock), and the server's now."""
-        secs, micros = self.r.time()
-        now = secs + micros / 1e6
+        now = time.time()
+        if self.caps.learnt.get("time", True):
+            try:
+                secs, micros = self.r.time()
+                now = secs + micros / 1e6
+            except redis.ResponseError as exc:
+                if not denied(exc):
+                    raise
+                self.caps.learnt["time"] = False  # TIME not granted: our clock will do
         ids = self.r.zrangebyscore(self.keys.heartbeats, f"({since}", now)
         return now, [to_text(i) or "" for i in ids]
 
@@ -938,7 +955,7 @@ class AsyncStore(_Base):
             done = int(await self.r.eval(scripts.MARK_LOST, 1, self.keys.job(job.job_id),
                                          self.keys.events_channel, payload))
         except redis.ResponseError as exc:
-            if "NOPERM" in str(exc) or "READONLY" in str(exc):
+            if read_only_refusal(exc):
                 return False  # a read-only user: show the job lost, don't write it
             raise
         if done:
@@ -961,8 +978,15 @@ class AsyncStore(_Base):
         return int(cursor), found
 
     async def lapsed(self, since: float = 0.0) -> tuple[float, list[str]]:
-        secs, micros = await self.r.time()
-        now = secs + micros / 1e6
+        now = time.time()
+        if self.caps.learnt.get("time", True):
+            try:
+                secs, micros = await self.r.time()
+                now = secs + micros / 1e6
+            except redis.ResponseError as exc:
+                if not denied(exc):
+                    raise
+                self.caps.learnt["time"] = False
         ids = await self.r.zrangebyscore(self.keys.heartbeats, f"({since}", now)
         return now, [to_text(i) or "" for i in ids]
 
@@ -986,7 +1010,7 @@ class AsyncStore(_Base):
                 try:
                     await pubsub.get_message(timeout=1.0)
                 except redis.ResponseError as exc:
-                    if "NOPERM" not in str(exc) and "permission" not in str(exc).lower():
+                    if not denied(exc):
                         raise
                     self.caps.keyspace = False
             if self.caps.keyspace is None and keyspace:
@@ -997,7 +1021,7 @@ class AsyncStore(_Base):
                 try:
                     msg = await pubsub.get_message(timeout=1.0)
                 except redis.ResponseError as exc:
-                    if "NOPERM" not in str(exc):
+                    if not denied(exc):
                         raise
                     self.caps.keyspace = False
                     continue
