@@ -39,9 +39,11 @@ def reader(server: EmbeddedServer, prefix: str):
     """An ACL user that may only read (and subscribe): writes are refused by Redis."""
     name, password = f"reader{uuid.uuid4().hex[:6]}", "Rd-" + uuid.uuid4().hex
     admin = server.client()
-    admin.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}", "~*", "&*",
-                          "+@read", "+@connection", "+subscribe", "+psubscribe", "+unsubscribe",
-                          "+punsubscribe", "+evalsha_ro", "+eval_ro")
+    probe = Store(admin, "probe")
+    scripts = ("+evalsha_ro", "+eval_ro") if probe.detect().eval_ro else ("+evalsha", "+eval")
+    admin.execute_command("ACL", "SETUSER", name, "reset", "resetchannels", "on", f">{password}",
+                          "~*", "&*", "+@read", "+@connection", "+subscribe", "+psubscribe",
+                          "+unsubscribe", "+punsubscribe", *scripts)
     admin.execute_command("ACL", "LOG", "RESET")
     yield user_url(server, name, password), password
     admin.execute_command("ACL", "DELUSER", name)

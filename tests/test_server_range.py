@@ -43,7 +43,8 @@ def acl_user(server: EmbeddedServer) -> Iterator:
 
     def make(*rules: str) -> str:
         name, password = f"u{uuid.uuid4().hex[:8]}", "Pw-" + uuid.uuid4().hex
-        admin.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}", *rules)
+        admin.execute_command("ACL", "SETUSER", name, "reset", "resetchannels", "on",
+                              f">{password}", *rules)
         made.append(name)
         return f"unix://{name}@{server.socket}?password={password}"
 

@@ -140,8 +140,9 @@ def _unknown(exc: redis.ResponseError) -> bool:
 def denied(exc: BaseException) -> bool:
     """The ACL user may not run this (redis-py maps NOPERM to NoPermissionError)."""
     text = str(exc)
+    low = text.lower()
     return isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM") \
-        or "no permissions" in text.lower()
+        or "no permissions" in low or "can't run this command" in low  # (the latter: a script)
 
 
 def read_only_refusal(exc: BaseException) -> bool:

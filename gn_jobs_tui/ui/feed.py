@@ -12,7 +12,8 @@
   heartbeats are one range query on `P:heartbeats`. What it still reads is
   bounded: the 20 newest indexed ids, a rotating slice of other producers'
   active jobs (they publish nothing), a slice of the key space for new
-  unindexed jobs (all of it when the server is small), and the newest ids of
+  unindexed jobs (on a small server, the whole key space, but only when its
+  size changed, and every 20th poll as a safety net), and the newest ids of
   per-user indexes that hold other producers' jobs.
 If Redis goes away, every loop reports it, backs off and reloads on return.
 """
@@ -39,7 +40,8 @@ ACTIVE_SLICE = 1000
 SMALL_KEYSPACE = 50_000
 SCAN_COUNT = 5000
 SLICE_BUDGET = 2
-USERS_EVERY = 10
+FULL_PASS_EVERY = 20
+USERS_EVERY = 20
 MEMORY_EVERY = 10
 KEY_ONLY = frozenset({"output", "child"})
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -73,6 +75,7 @@ class Feed:
         self._polls = 0
         self._active_at = 0
         self._lapsed_since = 0.0
+        self._keys = -1
 
     def _error(self, exc: BaseException) -> str:
         return redact_text(f"{type(exc).__name__}: {exc}", self.config.url)
@@ -321,11 +324,23 @@ class Feed:
             ids.extend(chunk)
         if ids:
             await self.refresh_ids(list(dict.fromkeys(ids)))
-        newest = await store.list_jobs(None, 0, 20)
-        unseen = [j for j in newest if j.job_id not in self.known]
+        # New ids in the all-jobs index from producers that publish nothing: ids only,
+        # and only the unseen ones are read.
+        newest = await store.index_page(store.keys.jobs_index, 0, 20)
+        fresh = [i for i, _ in newest if i not in self.known]
+        unseen = [j for j in await store.get_jobs(fresh) if not j.is_missing] if fresh else []
         self._note(unseen, indexed=True)
-        small = await store.r.dbsize() <= SMALL_KEYSPACE
-        extra = await self._unindexed(set(), full=small)
+        keys = await store.r.dbsize()
+        small = keys <= SMALL_KEYSPACE
+        if not small:
+            extra = await self._unindexed(set(), full=False)
+        elif keys != self._keys or self._polls % FULL_PASS_EVERY == 0:
+            # Something was added or removed (or it is time for the safety pass): a new
+            # unindexed job appears within one poll, and a steady server costs no SCAN.
+            extra = await self._unindexed(set(), full=True)
+        else:
+            extra = []
+        self._keys = keys
         rescan_users = small and self._polls % USERS_EVERY == 0
         if self.foreign_users or rescan_users:
             extra += await self._user_only({j.job_id for j in extra},
