@@ -147,3 +147,34 @@ def test_read_only_user_without_read_only_flag_still_lists_lost_jobs(
             return app.index.jobs[job_id].effective_status
 
     assert asyncio.run(console()) == "lost"
+
+
+def test_eviction_policy_and_full_memory_are_warned(tmp_path, monkeypatch) -> None:
+    """A policy that can evict jobs, and memory above 90% of maxmemory: said out loud."""
+    srv = EmbeddedServer(tmp_path / "s")
+    srv.ensure()
+    try:
+        admin = srv.client()
+        url, prefix = srv.url, "health"
+        status = json.loads(gn(url, prefix, "server", "status", "--json").stdout)
+        assert status["maxmemory_policy"] == "noeviction" and status["warnings"] == []
+        admin.config_set("maxmemory-policy", "allkeys-lru")
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory", str(int(used / 0.95)))
+        status = json.loads(gn(url, prefix, "server", "status", "--json").stdout)
+        assert any("allkeys-lru can evict" in w for w in status["warnings"])
+        assert any("of maxmemory" in w for w in status["warnings"])
+
+        async def console() -> tuple[str, ...]:
+            app = JobsApp(Config(url, prefix))
+            async with app.run_test(size=(100, 30)) as pilot:
+                deadline = time.monotonic() + 10
+                while not app.feed.notes and time.monotonic() < deadline:
+                    await pilot.pause(0.05)
+                return app.feed.notes
+
+        notes = asyncio.run(console())
+        assert any("can evict" in n for n in notes)
+        admin.config_set("maxmemory", "0")
+    finally:
+        srv.stop()
