@@ -43,6 +43,8 @@ from gn_jobs_tui.core.outputs import KeyState, apply_chunk, more_to_read, read_a
 
 PAGE = 5000
 AUDIT_MAXLEN = 100_000
+#: A Cluster SCAN cursor: which primary (times this) plus that primary's own cursor.
+NODE_CURSOR = 1 << 64
 #: Replies that mean "scripts are not for us here" (ACL, or a server without the command).
 
 Cmd = tuple[Any, ...]
@@ -688,12 +690,34 @@ class Store(_Base):
         self.detect()
         found: list[str] = []
         for _ in range(budget):
-            cursor, names = self.r.scan(cursor=cursor, match=self.keys.jobs_pattern, count=count)
+            cursor, names = self._scan_step(cursor, self.keys.jobs_pattern, count)
             ids = self._job_ids(names)
             found.extend(i for i, known in zip(ids, self.in_index(ids), strict=False) if not known)
             if cursor == 0:
                 break
         return int(cursor), found
+
+    def _scan_step(self, cursor: int, match: str, count: int) -> tuple[int, list[Any]]:
+        """One SCAN step; on a Cluster the cursor also says which primary (every one, in turn)."""
+        if not self.caps.cluster:
+            nxt, names = self.r.scan(cursor=cursor, match=match, count=count)
+            return int(nxt), names
+        nodes = self.r.get_primaries()
+        idx, cur = divmod(cursor, NODE_CURSOR)
+        if idx >= len(nodes):
+            return 0, []
+        cursors, names = self.r.scan(cursor=cur, match=match, count=count, target_nodes=nodes[idx])
+        cur = int(next(iter(cursors.values()))) if isinstance(cursors, dict) else int(cursors)
+        if cur == 0:
+            idx += 1
+        return (0 if idx >= len(nodes) else idx * NODE_CURSOR + cur), names
+
+    def dbsize(self) -> int:
+        """Keys on the server (every primary's, on a Cluster)."""
+        if self.caps.cluster:
+            sizes = self.r.dbsize(target_nodes=self.r.PRIMARIES)
+            return sum(sizes.values()) if isinstance(sizes, dict) else int(sizes)
+        return int(self.r.dbsize())
 
     def ids_by_prefix(self, prefix: str, limit: int = 2) -> list[str]:
         """Job ids starting with `prefix` from the lexical id index (bounded)."""
@@ -740,7 +764,7 @@ class Store(_Base):
         out = {"jobs": int(replies[0]), "ids": int(replies[1]),
                "statuses": sum(int(r) for r in replies[2:])}
         try:
-            out["keys"] = int(self.r.dbsize())
+            out["keys"] = self.dbsize()
         except redis.ResponseError:
             out["keys"] = -1  # DBSIZE not granted: assume large
         return out
@@ -969,14 +993,34 @@ class AsyncStore(_Base):
         await self.detect()
         found: list[str] = []
         for _ in range(budget):
-            cursor, names = await self.r.scan(cursor=cursor, match=self.keys.jobs_pattern,
-                                              count=count)
+            cursor, names = await self._scan_step(cursor, self.keys.jobs_pattern, count)
             ids = self._job_ids(names)
             found.extend(i for i, known in zip(ids, await self.in_index(ids), strict=False)
                          if not known)
             if cursor == 0:
                 break
         return int(cursor), found
+
+    async def _scan_step(self, cursor: int, match: str, count: int) -> tuple[int, list[Any]]:
+        if not self.caps.cluster:
+            nxt, names = await self.r.scan(cursor=cursor, match=match, count=count)
+            return int(nxt), names
+        nodes = self.r.get_primaries()
+        idx, cur = divmod(cursor, NODE_CURSOR)
+        if idx >= len(nodes):
+            return 0, []
+        cursors, names = await self.r.scan(cursor=cur, match=match, count=count,
+                                           target_nodes=nodes[idx])
+        cur = int(next(iter(cursors.values()))) if isinstance(cursors, dict) else int(cursors)
+        if cur == 0:
+            idx += 1
+        return (0 if idx >= len(nodes) else idx * NODE_CURSOR + cur), names
+
+    async def dbsize(self) -> int:
+        if self.caps.cluster:
+            sizes = await self.r.dbsize(target_nodes=self.r.PRIMARIES)
+            return sum(sizes.values()) if isinstance(sizes, dict) else int(sizes)
+        return int(await self.r.dbsize())
 
     async def lapsed(self, since: float = 0.0) -> tuple[float, list[str]]:
         now = time.time()

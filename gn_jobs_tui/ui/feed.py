@@ -330,7 +330,7 @@ class Feed:
         fresh = [i for i, _ in newest if i not in self.known]
         unseen = [j for j in await store.get_jobs(fresh) if not j.is_missing] if fresh else []
         self._note(unseen, indexed=True)
-        keys = await store.r.dbsize()
+        keys = await store.dbsize()
         small = keys <= SMALL_KEYSPACE
         if not small:
             extra = await self._unindexed(set(), full=False)
