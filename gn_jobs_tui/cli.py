@@ -216,14 +216,23 @@ def _row(job: Any, now: float) -> list[str]:
 @click.option("--user", default=None, help="Only this user's jobs.")
 @click.option("--status", type=click.Choice(STATUS_CHOICES), default=None)
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="At most N jobs (0: all).")
+@click.option("--all-sources", is_flag=True, help="With --status: also search jobs that only "
+              "other producers' per-user indexes list, or that no index lists (a key-space SCAN).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def list_cmd(obj: Ctx, user: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """List jobs, newest first (indexed, per-user and unindexed jobs alike)."""
+def list_cmd(obj: Ctx, user: str | None, status: str | None, limit: int, all_sources: bool,
+             as_json: bool) -> None:
+    """List jobs, newest first (indexed, per-user and unindexed jobs alike).
+
+    --status reads this project's status indexes when they cover every indexed
+    job (the same cost at a million jobs as at a thousand); add --all-sources
+    to search other producers' unindexed or per-user-only jobs as well.
+    """
     from gn_jobs_tui.core import lookup
 
-    jobs = lookup.listing(obj.store, user=user, status=status, limit=limit)
+    jobs = lookup.listing(obj.store, user=user, status=status, limit=limit,
+                          all_sources_too=all_sources)
     if as_json:
         click.echo(json.dumps([j.to_dict() for j in jobs], indent=1))
         return

@@ -59,52 +59,68 @@ def _unindexed(store: Store, seen: set[str]) -> Iterator[list[Job]]:
             return
 
 
-def all_sources(store: Store, user: str | None = None) -> Iterator[list[Job]]:
-    """Pages of jobs from every source, cheapest first; each job once."""
+def all_sources(store: Store, user: str | None = None, *, first: int = PAGE,
+                others: bool = True) -> Iterator[list[Job]]:
+    """Pages of jobs from every source, cheapest first; each job once.
+
+    `first`: the size of the first page (`--limit N` reads about N jobs);
+    pages grow from there. `others`: also the per-user-only and unindexed jobs.
+    """
     seen: set[str] = set()
-    for page in store.iter_jobs(user):
-        seen.update(j.job_id for j in page)
-        yield page
-    if user:
+    start, size = 0, max(1, min(first, PAGE))
+    while True:
+        page = store.list_jobs(user, start, size)
+        fresh = [j for j in page if j.job_id not in seen]
+        seen.update(j.job_id for j in fresh)
+        if fresh:
+            yield fresh
+        if len(page) < size:
+            break
+        start += size
+        size = min(PAGE, size * 4)
+    if user or not others:
         return
     yield from _user_only(store, seen)
     yield from _unindexed(store, seen)
 
 
-def _covered(store: Store) -> tuple[bool, bool]:
-    """(our status indexes file every indexed job, the server is small)."""
-    counts = store.index_counts()
-    small = 0 <= counts["keys"] <= SMALL_KEYSPACE
-    return counts["statuses"] >= counts["jobs"], small
+def _by_status(store: Store, status: str, first: int = PAGE) -> Iterator[list[Job]] | None:
+    """Candidates for one status from our status index (and lapsed heartbeats for
+    lost/running), or None when those indexes do not cover every indexed job."""
+    size = max(1, min(first, PAGE))
+    covered, ids, lapsed = store.status_probe(status, size)
+    if not covered:
+        return None
 
+    def pages() -> Iterator[list[Job]]:
+        seen = set(lapsed)
+        if lapsed:
+            yield store.get_jobs(lapsed)
+        start, batch, page_ids = 0, size, ids
+        while page_ids:
+            fresh = [i for i in page_ids if i not in seen]
+            seen.update(fresh)
+            if fresh:
+                yield store.get_jobs(fresh)
+            if len(page_ids) < batch:
+                return
+            start += batch
+            batch = min(PAGE, batch * 4)
+            page_ids = store.status_ids(status, start, batch)
 
-def _by_status(store: Store, status: str, user: str | None) -> Iterator[list[Job]]:
-    """Candidates for one status from its index (and lapsed heartbeats for `lost`)."""
-    seen: set[str] = set()
-    if status in ("lost", "running"):
-        _, lapsed = store.lapsed()
-        fresh = [i for i in lapsed if i not in seen]
-        seen.update(fresh)
-        if fresh:
-            yield store.get_jobs(fresh)
-    if status not in OUR_STATUSES:
-        return
-    start = 0
-    while True:
-        ids = store.status_ids(status, start, PAGE)
-        if not ids:
-            return
-        fresh = [i for i in ids if i not in seen]
-        seen.update(fresh)
-        yield store.get_jobs(fresh)
-        if len(ids) < PAGE:
-            return
-        start += PAGE
+    return pages()
 
 
 def listing(store: Store, *, user: str | None = None, status: str | None = None,
-            limit: int = 0) -> list[Job]:
-    """Jobs newest first, filtered; at most `limit` (0: all). Lost jobs are written back."""
+            limit: int = 0, all_sources_too: bool = False) -> list[Job]:
+    """Jobs newest first, filtered; at most `limit` (0: all). Lost jobs are written back.
+
+    With a status, and our status indexes covering the all-jobs index, only
+    those indexes are read (bounded); jobs that only other producers' per-user
+    indexes list, or that nobody indexed, are searched too with
+    `all_sources_too` (a SCAN of the key space), or when the indexes do not
+    cover every job (e.g. a server only other producers write to).
+    """
     jobs: list[Job] = []
     taken: set[str] = set()
 
@@ -125,16 +141,15 @@ def listing(store: Store, *, user: str | None = None, status: str | None = None,
                     return True
         return False
 
-    complete = False
-    if status:
-        covered, small = _covered(store)
-        if covered:
-            done = take(_by_status(store, status, user))
-            if not done and small:
-                take(all_sources(store, user))
-            complete = True
-    if not complete:
-        take(all_sources(store, user))
+    first = limit or PAGE
+    indexed = _by_status(store, status, first) if status else None
+    if indexed is not None:
+        if not take(indexed) and all_sources_too and not user:
+            seen: set[str] = set()  # _user_only skips what the all-jobs index holds
+            take(_user_only(store, seen))
+            take(_unindexed(store, seen))
+    else:
+        take(all_sources(store, user, first=first))
     jobs.sort(key=lambda j: j.created or 0.0, reverse=True)
     return jobs[:limit] if limit else jobs
 
@@ -158,15 +173,25 @@ def _with_user(store: Store, job: Job) -> Job:
 
 
 def find(store: Store, text: str) -> Job:
-    """A job by its full id or a unique prefix of one; StoreError says why not."""
+    """A job by its full id or a unique prefix of one; StoreError says why not.
+
+    A short text asks the lexical id index first (one command); a full-length
+    id is read directly. Jobs the id index lacks (other producers') are found
+    by a SCAN for their key, unless the server is large and the index covers
+    every indexed job.
+    """
     text = text.strip()
     if not text:
         raise StoreError("no job id given")
-    job = store.get_job(text)
-    if job is not None:
-        return _with_user(store, job)
-    hits = store.ids_by_prefix(text, limit=11)
+    hits: list[str] = []
+    if len(text) < 32:
+        hits = store.ids_by_prefix(text, limit=11)
+        if text in hits:
+            hits = [text]
     if not hits:
+        job = store.get_job(text)
+        if job is not None:
+            return _with_user(store, job)
         counts = store.index_counts()
         if counts["ids"] < counts["jobs"] or 0 <= counts["keys"] <= SMALL_KEYSPACE:
             hits = store.scan_prefix(text, limit=11)

@@ -755,6 +755,21 @@ class Store(_Base):
         ids = self.r.zrangebyscore(self.keys.heartbeats, f"({since}", now)
         return now, [to_text(i) or "" for i in ids]
 
+    def status_probe(self, status: str, count: int) -> tuple[bool, list[str], list[str]]:
+        """In one round trip: do our status indexes cover the all-jobs index, the newest
+        `count` ids filed under `status`, and (for lost/running) lapsed heartbeats."""
+        cmds: list[Cmd] = [("ZCARD", self.keys.jobs_index)]
+        cmds += [("ZCARD", self.keys.status_index(s)) for s in OUR_STATUSES]
+        cmds.append(("ZREVRANGE", self.keys.status_index(status), 0, count - 1))
+        if status in ("lost", "running"):
+            # Our clock, not TIME: a heartbeat lives seconds, skew is milliseconds.
+            cmds.append(("ZRANGEBYSCORE", self.keys.heartbeats, "-inf", repr(time.time())))
+        replies = self._run(cmds, transaction=False)
+        jobs, filed = int(replies[0]), sum(int(r) for r in replies[1:7])
+        ids = [to_text(i) or "" for i in replies[7]]
+        lapsed = [to_text(i) or "" for i in replies[8]] if len(replies) > 8 else []
+        return jobs > 0 and filed >= jobs, ids, lapsed
+
     def index_counts(self) -> dict[str, int]:
         """Sizes of our indexes, to know whether they cover every job (see lookup.py)."""
         self.detect()
