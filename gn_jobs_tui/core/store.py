@@ -822,6 +822,14 @@ class AsyncStore(_Base):
         await self._switch_to_cluster()
         return self.caps
 
+    async def primary(self) -> str | None:
+        """Behind Sentinel: the primary's address right now (None on other topologies)."""
+        pool = getattr(self.r, "connection_pool", None)
+        if self.target is None or self.target.kind != "sentinel" or pool is None:
+            return None
+        host, port = await pool.get_master_address()
+        return f"{host}:{port}"
+
     async def refresh_caps(self) -> Caps:
         """Re-read memory figures (for the top bar's warnings); keeps what was learnt."""
         try:

@@ -69,6 +69,9 @@ class Feed:
         self.connected: bool | None = None
         self.loaded = False
         self.notes: tuple[str, ...] = ()
+        #: Behind Sentinel: the primary last seen, and the failover note once it changed.
+        self.primary: str | None = None
+        self.failover: str | None = None
         self._wake = asyncio.Event()
         self._reload = asyncio.Event()
         self._scan_cursor = 0
@@ -109,9 +112,19 @@ class Feed:
             if job.is_lost:
                 await self.store.mark_lost(job)
 
+    async def _check_primary(self) -> None:
+        """Behind Sentinel: a new primary since last time is a failover, said in the top bar."""
+        primary = await self.store.primary()
+        if primary is None:
+            return
+        if self.primary is not None and primary != self.primary:
+            self.failover = f"failover: primary now {primary} (was {self.primary})"
+        self.primary = primary
+
     def _post_notes(self, force: bool = False) -> None:
         caps = self.store.caps
-        notes = tuple(caps.warnings() + caps.degradations())
+        notes = tuple(caps.warnings() + ([self.failover] if self.failover else [])
+                      + caps.degradations())
         if force or notes != self.notes:
             self.notes = notes
             self.post(Connection(True, notes=notes))
@@ -135,6 +148,7 @@ class Feed:
                     listener.result()  # the subscription failed: its error says why
                 self._reload.clear()
                 await self.load()
+                await self._check_primary()
                 if self.connected is not True:
                     self.connected = True
                     self._post_notes(force=True)
@@ -348,6 +362,13 @@ class Feed:
         self._note(extra)
         if unseen or extra:
             self.post(JobsChanged(unseen + extra, []))
+        if store.target is not None and store.target.kind == "sentinel":
+            before = self.failover
+            await self._check_primary()
+            if self.failover != before:
+                # Reads still work on a demoted primary (now a replica): move to the new one.
+                await store.r.connection_pool.disconnect()
+                self._post_notes()
         if self._polls % MEMORY_EVERY == 0 and store.caps.info_allowed:
             await store.refresh_caps()
             self._post_notes()
