@@ -104,7 +104,9 @@ def test_read_only_refuses_and_writes_nothing(config: Config, store: Store,
 def test_types_json_lists_schema() -> None:
     r = subprocess.run([sys.executable, "-m", "gn_jobs_tui", "types", "--json"],
                        capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
     types = {t["name"]: t for t in json.loads(r.stdout)}
+    assert set(types) >= {"sleep", "qc-files", "insert-rows"}
     assert "sleep" in types and types["sleep"]["params"][0]["name"] == "seconds"
 
 
