@@ -171,6 +171,8 @@ class Processor:
             rows.append(("progress", f"{job.progress:.0f}%"))
         if job.message:
             rows.append(("message", job.message))
+        if (lost := job.extra.get("updates_dropped", "0")) not in ("", "0"):
+            rows.append(("not stored", f"{lost} progress updates (updates_dropped)"))
         if job.command:
             rows.append(("command", " ".join(job.command)))
         if job.params:
