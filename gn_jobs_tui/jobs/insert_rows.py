@@ -167,6 +167,11 @@ def run(path: str, database: str, table: str, batch_size: int, on_bad: str, deli
         conn.commit()  # the batch and its progress row, in one transaction
         done_lines = last_line
         batch = []
+        if max_rate:  # spare a production database: hold the rate down
+            while not stop["requested"] and \
+                    (committed - committed_before) / max_rate > time.monotonic() - start:
+                time.sleep(0.02)
+        # Reported after the hold, so a rate-limited load shows the rate it keeps.
         rate = (committed - committed_before) / max(1e-6, time.monotonic() - start)
         pct = 100.0 * min(1.0, (done_lines - 1) / max(1, total))
         ctx.progress(pct, f"{committed} of {total} rows, {rate:,.0f} rows/s",
@@ -193,10 +198,6 @@ def run(path: str, database: str, table: str, batch_size: int, on_bad: str, deli
             last_line = lineno
             if len(batch) >= batch_size:
                 commit_batch()
-                if max_rate:  # spare a production database: hold the rate down
-                    while not stop["requested"] and \
-                            (committed - committed_before) / max_rate > time.monotonic() - start:
-                        time.sleep(0.02)
         if pending_bad and on_bad == "fail":
             # The batch holding the bad row is dropped whole: never half-inserted.
             batch = []
