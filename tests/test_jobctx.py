@@ -16,6 +16,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -400,3 +401,119 @@ def test_processors_show_what_was_not_stored() -> None:
     shown = console.file.getvalue()  # type: ignore[attr-defined]
     assert re.search(r"not stored\s+12 progress updates", shown)
     assert "7 entries not stored" in shown
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tcp_server(directory: Path, port: int, *extra: str) -> redis.Redis:
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run([find_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir",
+                    str(directory), "--daemonize", "yes", "--pidfile", str(directory / "pid"),
+                    "--logfile", str(directory / "log"), "--save", "", "--appendonly", "no",
+                    *extra], check=True, capture_output=True, timeout=30)
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, retry=Retry(NoBackoff(), 0))
+    wait_for(lambda: _pings(client), what="server up")
+    return client
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+TOPOLOGY = """
+    from gn_jobs_tui.core.jobctx import JobContext
+    ctx = JobContext.from_env()
+    keys = ctx.children(2)
+    ctx.follow(keys)
+    for k in keys:
+        w = ctx.writer(k)
+        w.start(files=[k])
+        w.record(line="1")
+        w.finish("completed")
+    ctx.progress(100, "done")
+    ctx.flush(10)
+    import time
+    deadline = time.monotonic() + 10
+    while None in ctx.latest(keys) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    print(",".join(e["kind"] if e else "-" for e in ctx.latest(keys)), flush=True)
+"""
+
+
+@pytest.mark.parametrize("topology", ["sentinel", "cluster"])
+def test_job_program_reports_through_sentinel_and_cluster(tmp_path: Path, topology: str) -> None:
+    """The job's connection comes from the URL's topology: each child key, the hash, the reads."""
+    port = free_port()
+    servers: list[redis.Redis] = []
+    try:
+        if topology == "cluster":
+            primary = tcp_server(tmp_path / "c", port, "--cluster-enabled", "yes",
+                                 "--cluster-config-file", str(tmp_path / "c" / "nodes.conf"))
+            servers.append(primary)
+            primary.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # one node, every slot
+            wait_for(lambda: primary.cluster("info")["cluster_state"] == "ok", what="cluster ok")
+            url = f"redis+cluster://127.0.0.1:{port}"
+        else:
+            primary = tcp_server(tmp_path / "p", port)
+            servers.append(primary)
+            sport = free_port()
+            conf = tmp_path / "sentinel.conf"
+            conf.write_text(f"port {sport}\nbind 127.0.0.1\ndaemonize yes\npidfile {tmp_path}/spid\n"
+                            f"logfile {tmp_path}/slog\ndir {tmp_path}\n"
+                            f"sentinel monitor mymaster 127.0.0.1 {port} 1\n")
+            subprocess.run([find_binary(), str(conf), "--sentinel"], check=True, timeout=30,
+                           capture_output=True)
+            sentinel = redis.Redis(host="127.0.0.1", port=sport, socket_timeout=2,
+                                   retry=Retry(NoBackoff(), 0))
+            servers.append(sentinel)
+            wait_for(lambda: _pings(sentinel), what="sentinel up")
+            url = f"redis+sentinel://127.0.0.1:{sport}/mymaster"
+        keys = Keys(PREFIX)
+        job_id = new_job_id()
+        primary.hset(keys.job(job_id), mapping=job_fields(job_id, "custom", "u", ["x"], {}))
+        env = dict(os.environ, **{ENV_JOB_ID: job_id, ENV_URL: url, ENV_PREFIX: PREFIX})
+        env.pop(ENV_CLAIM, None)
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent(TOPOLOGY)], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.strip() == "finish,finish", done.stderr
+        assert "not stored" not in done.stderr
+        assert primary.hget(keys.job(job_id), "progress") == b"100.0"
+        for i in range(2):
+            got = entries(primary, keys.child(job_id, i))
+            assert [(e["n"], e["kind"]) for e in got] == [("1", "start"), ("2", "record"),
+                                                          ("3", "finish")]
+    finally:
+        for client in servers:
+            try:
+                client.shutdown(nosave=True)
+            except redis.RedisError:
+                pass  # it closes the connection as it goes
+
+
+def test_what_passes_with_time_is_retried_and_what_does_not_is_dropped() -> None:
+    """The outbox's one decision per error (the faults above meet these on real servers)."""
+    from redis import exceptions as rex
+
+    transient = outbox_mod.transient
+    for exc in (redis.ConnectionError("gone"), redis.TimeoutError("slow"),
+                rex.BusyLoadingError("loading"), rex.OutOfMemoryError("command not allowed"),
+                rex.ReadOnlyError("You can't write against a read only replica."),
+                rex.NoScriptError("No matching script"), rex.ClusterDownError("down"),
+                rex.TryAgainError("again"), rex.RedisClusterException("no node"),
+                redis.ResponseError("MISCONF Errors writing to the disk"),
+                redis.ResponseError("BUSY Redis is busy running a script"),
+                redis.ResponseError("ERR Error running script: -OOM command not allowed when "
+                                    "used memory > 'maxmemory'"),
+                ConnectionResetError()):
+        assert transient(exc), exc
+    for exc in (rex.NoPermissionError("this user has no permissions to run 'evalsha'"),
+                redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind"),
+                redis.ResponseError("ERR bad script"), ValueError("bug")):
+        assert not transient(exc), exc
