@@ -302,7 +302,7 @@ def test_a_batch_sent_again_after_a_lost_reply_is_appended_once(private: ArgServ
 
     box = outbox_mod.Outbox(lambda: no_retry_client(private, 0.3), keys.events_channel, linger=0)
     for i in range(5):
-        box.append(keys.job(job_id), job_id, key, [("line", str(i))])
+        box.append(keys.job(job_id), job_id, key, ["line", str(i)])
     assert box.flush(10)
     store.r.config_resetstat()
     pid = private.pid()
@@ -310,7 +310,7 @@ def test_a_batch_sent_again_after_a_lost_reply_is_appended_once(private: ArgServ
     os.kill(pid, signal.SIGSTOP)
     try:
         for i in range(5, 10):
-            box.append(keys.job(job_id), job_id, key, [("line", str(i))])
+            box.append(keys.job(job_id), job_id, key, ["line", str(i)])
         time.sleep(1.5)  # several tries, each timed out: their replies never came
     finally:
         os.kill(pid, signal.SIGCONT)

@@ -111,7 +111,7 @@ class _HashWrite:
 class _Stream:
     job_id: str
     job_key: str
-    entries: deque[tuple[int, list[tuple[str, str]], int]] = field(default_factory=deque)
+    entries: deque[tuple[int, list[str], int]] = field(default_factory=deque)
     next_n: int = 1
     dropped: int = 0
 
@@ -119,7 +119,7 @@ class _Stream:
 @dataclass
 class _Work:
     hashes: list[tuple[str, _HashWrite]]
-    streams: list[tuple[str, _Stream, list[tuple[int, list[tuple[str, str]], int]]]]
+    streams: list[tuple[str, _Stream, list[tuple[int, list[str], int]]]]
     follow: list[str]
     done: set[str] = field(default_factory=set)  # stream keys whose batch is settled
 
@@ -142,6 +142,7 @@ class Outbox:
         self._bytes = 0
         self._inflight = 0  # hash fields taken by the thread, not yet confirmed
         self._halt = self._closed = False
+        self._stop = threading.Event()  # set when closing: cuts a linger or backoff short
         self._used: set[str] = set()  # job hashes this process writes
         self._refused_jobs: dict[str, str] = {}  # job hash -> why its writes are refused
         self._reported: dict[str, int] = {}  # job hash -> `updates_dropped` last stored
@@ -188,9 +189,9 @@ class Outbox:
             self._used.add(job_key)
             self._kick()
 
-    def append(self, job_key: str, job_id: str, key: str, pairs: list[tuple[str, str]],
+    def append(self, job_key: str, job_id: str, key: str, flat: list[str],
                essential: bool = False) -> bool:
-        """Queue one stream entry (numbered in order); False when it was dropped."""
+        """Queue one stream entry, `flat` = [name, value, ...] (numbered in order); False if dropped."""
         with self._cond:
             if self._closed or job_key in self._refused_jobs:
                 self._count_lost(1, closed=self._closed)
@@ -198,13 +199,13 @@ class Outbox:
             st = self._streams.get(key)
             if st is None:
                 st = self._streams[key] = _Stream(job_id, job_key)
-            size = sum(len(a) + len(b) for a, b in pairs)
+            size = sum(map(len, flat))
             if not essential and self._full(size):
                 self.dropped += 1
                 st.dropped += 1
                 self._kick()  # the count itself is news
                 return False
-            st.entries.append((st.next_n, pairs, size))
+            st.entries.append((st.next_n, flat, size))
             st.next_n += 1
             self._entries += 1
             self._bytes += size
@@ -266,6 +267,7 @@ class Outbox:
                 self._hashes.clear()
                 self._entries = self._bytes = self._inflight = 0
             self._closed = self._halt = True
+            self._stop.set()
             self._cond.notify_all()
             return self.not_stored
 
@@ -409,6 +411,7 @@ class Outbox:
         What was queued before the fork stays the parent's to send.
         """
         self._cond = threading.Condition()
+        self._stop = threading.Event()
         self._thread, self._client, self._scripts = None, None, {}
         self._hashes.clear()
         for st in self._streams.values():
@@ -430,9 +433,9 @@ class Outbox:
     def _run(self) -> None:
         delay = 0.0
         while True:
+            if delay:
+                self._stop.wait(delay)  # backoff; only closing cuts it short
             with self._cond:
-                if delay:
-                    self._cond.wait_for(lambda: self._halt, timeout=delay)
                 self._cond.wait_for(self._ready, timeout=self._wait_time())
                 if self._halt:
                     return
@@ -446,11 +449,12 @@ class Outbox:
             if work.follow and ok:
                 self._read_follow(work.follow)
             with self._cond:
-                self._cond.notify_all()
+                self._cond.notify_all()  # flush() waiters
+                backlog = self._entries >= BATCH_ENTRIES
             delay = 0.0 if ok else min(MAX_DELAY, max(MIN_DELAY, delay * 2))
-            if ok and self.linger:
-                with self._cond:
-                    self._cond.wait_for(lambda: self._halt, timeout=self.linger)
+            if ok and self.linger and not backlog:
+                # Let a trickle gather into one batch; a backlog goes on at once.
+                self._stop.wait(self.linger)
 
     def _client_and_scripts(self) -> Any:
         if self._client is None:
@@ -521,10 +525,13 @@ class Outbox:
                                            args=[self.claim, self.channel, payload, *pairs])
         return self._scripts["live"](keys=[job_key], args=[self.channel, payload, *pairs])
 
-    def _append(self, key: str, st: _Stream, batch: list[tuple[int, list[tuple[str, str]], int]]) -> None:
-        args = scripts.append_once_args(self.maxlen, batch[0][0], self.channel,
-                                        events.encode(st.job_id, "child"),
-                                        [pairs for _n, pairs, _size in batch])
+    def _append(self, key: str, st: _Stream, batch: list[tuple[int, list[str], int]]) -> None:
+        # APPEND_ONCE's ARGV (as scripts.append_once_args builds it), from flat entries.
+        args: list[str] = [str(self.maxlen), str(batch[0][0]), self.channel,
+                           events.encode(st.job_id, "child")]
+        for _n, flat, _size in batch:
+            args.append(str(len(flat) // 2))
+            args.extend(flat)
         self._scripts["append"](keys=[key], args=args)
 
     def _read_follow(self, keys: list[str]) -> None:
