@@ -517,3 +517,37 @@ def test_what_passes_with_time_is_retried_and_what_does_not_is_dropped() -> None
                 redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind"),
                 redis.ResponseError("ERR bad script"), ValueError("bug")):
         assert not transient(exc), exc
+
+
+def test_exit_flush_is_bounded_when_the_server_never_comes_back(tmp_path: Path) -> None:
+    """GN_JOBS_EXIT_FLUSH bounds the wait at exit; what is left is counted and said once."""
+    gone = EmbeddedServer(tmp_path / "never-started")  # its socket does not exist
+    proc = program(reporter(20), gone, "j1", GN_JOBS_EXIT_FLUSH="1")
+    assert read_line(proc) == "looped"
+    assert proc.wait(15) == 0  # the default bound would be 60 s
+    said = [line for line in proc.stderr.read().splitlines()  # type: ignore[union-attr]
+            if line.startswith("gn-jobs:")]
+    # children, progress and message fields; start, 20 records, finish.
+    assert said == ["gn-jobs: 25 progress updates not stored "
+                    "(25 still waiting for the server at exit)"]
+
+
+def test_outbox_bound_in_bytes_drops_and_counts_but_keeps_start_and_finish(
+        tmp_path: Path) -> None:
+    """Past GN_JOBS_OUTBOX_MAX_BYTES (here 1,000) new entries are dropped and counted."""
+    gone = EmbeddedServer(tmp_path / "never-started")
+    keys = Keys(PREFIX)
+    box = outbox_mod.Outbox(lambda: no_retry_client(gone, 0.2), keys.events_channel,
+                            max_bytes=1000)
+    from gn_jobs_tui.core.children import ChildWriter
+
+    w = ChildWriter(box, keys, "j1", keys.child("j1", 0))
+    w.start(files=["f.tsv"])
+    for i in range(50):
+        w.record(line=str(i), message="x" * 80)
+    w.finish("completed")
+    assert 0 < w.dropped < 50 and box.dropped == w.dropped
+    assert box._bytes > 1000  # only because start and finish always get in
+    assert box.close(0.5) == box.dropped + box.unsent
+    assert box.summary().startswith(f"gn-jobs: {box.not_stored} progress updates not stored "
+                                    f"({box.dropped} over the outbox limit")

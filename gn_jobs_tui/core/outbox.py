@@ -140,7 +140,7 @@ class Outbox:
         self._streams: dict[str, _Stream] = {}
         self._entries = 0  # waiting: stream entries + hash fields
         self._bytes = 0
-        self._inflight = 0  # hash fields taken by the thread, not yet confirmed
+        self._inflight: list[tuple[str, _HashWrite]] = []  # hash writes sent, not yet settled
         self._halt = self._closed = False
         self._stop = threading.Event()  # set when closing: cuts a linger or backoff short
         self._used: set[str] = set()  # job hashes this process writes
@@ -258,14 +258,15 @@ class Outbox:
         self.flush(timeout)
         with self._cond:
             if not self._closed:
-                left = self._entries + self._inflight
+                left = self._left()
                 if left:
                     self.unsent += left
                     self._reasons.append(f"{left} still waiting for the server at exit")
                 for st in self._streams.values():
                     st.entries.clear()
                 self._hashes.clear()
-                self._entries = self._bytes = self._inflight = 0
+                self._entries = self._bytes = 0
+                self._inflight = []
             self._closed = self._halt = True
             self._stop.set()
             self._cond.notify_all()
@@ -282,6 +283,14 @@ class Outbox:
         return f"gn-jobs: {_plural(n, 'progress update')} not stored ({'; '.join(why)})"
 
     # -- bookkeeping (lock held) --------------------------------------------------------
+    def _left(self) -> int:
+        """Entries and hash fields not stored yet (a field both in flight and queued: once)."""
+        names: dict[str, set[str]] = {}
+        for job_key, hw in [*self._inflight, *self._hashes.items()]:
+            names.setdefault(job_key, set()).update(hw.fields)
+        return sum(len(st.entries) for st in self._streams.values()) + \
+            sum(len(v) for v in names.values())
+
     def _full(self, size: int) -> bool:
         return self._entries + 1 > self.max_entries or self._bytes + size > self.max_bytes
 
@@ -333,10 +342,9 @@ class Outbox:
         hashes = list(self._hashes.items())
         self._hashes = {}
         for _, hw in hashes:
-            n = len(hw.fields)
-            self._entries -= n
+            self._entries -= len(hw.fields)
             self._bytes -= sum(len(k) + len(v) for k, v in hw.fields.items())
-            self._inflight += n
+        self._inflight = list(hashes)
         streams = []
         for key, st in self._streams.items():
             if not st.entries:
@@ -392,8 +400,8 @@ class Outbox:
         """A round that failed for no transient reason: count it and move on, never loop on it."""
         if why not in self._reasons:
             self._reasons.append(why)
-        self.refused += self._inflight
-        self._inflight = 0
+        self.refused += sum(len(hw.fields) for _, hw in self._inflight)
+        self._inflight = []
         for key, st, batch in work.streams:
             if key in work.done:
                 continue
@@ -416,7 +424,8 @@ class Outbox:
         self._hashes.clear()
         for st in self._streams.values():
             st.entries.clear()
-        self._entries = self._bytes = self._inflight = 0
+        self._entries = self._bytes = 0
+        self._inflight = []
         self.dropped = self.refused = self.unsent = self.elsewhere = 0
         self._reasons, self._reported, self._follow = [], {}, []
         self._used = set()
@@ -473,7 +482,7 @@ class Outbox:
             if not transient(exc):
                 raise
             with self._cond:
-                self._inflight = 0
+                self._inflight = []
                 self._put_back(work.hashes)
             return False
         for i, (job_key, hw) in enumerate(work.hashes):
@@ -482,15 +491,15 @@ class Outbox:
             except Exception as exc:  # noqa: BLE001 - classified right below
                 with self._cond:
                     if transient(exc):
-                        self._inflight = 0
+                        self._inflight = []
                         self._put_back(work.hashes[i:])
                         return False
-                    self._inflight -= len(hw.fields)
+                    self._inflight = work.hashes[i + 1:]
                     self._refuse_job(job_key, f"the server refused: {exc}"[:200], len(hw.fields))
                 continue
             code, info = _fence_reply(reply)
             with self._cond:
-                self._inflight -= len(hw.fields)
+                self._inflight = work.hashes[i + 1:]
                 if code == scripts.FENCE_OK:
                     if DROPPED_FIELD in hw.fields:
                         self._reported[job_key] = int(hw.fields[DROPPED_FIELD])
