@@ -48,9 +48,12 @@ CLAIM = "testhost:1:1.000"
 
 
 class ArgServer(EmbeddedServer):
-    """The embedded server, started with extra arguments (e.g. a slow load for LOADING)."""
+    """The embedded server, started with extra arguments (e.g. a slow load for LOADING).
 
-    extra: tuple[str, ...] = ()
+    Protected configs are enabled so a test can move `dir` (to make BGSAVE fail: MISCONF).
+    """
+
+    extra: tuple[str, ...] = ("--enable-protected-configs", "yes")
 
     def _start(self) -> None:
         argv = [find_binary(), "--port", "0", "--unixsocket", str(self.socket),
@@ -76,11 +79,15 @@ def stop(srv: EmbeddedServer) -> None:
         except ProcessLookupError:
             return
     try:
-        no_retry_client(srv).shutdown()
+        no_retry_client(srv).shutdown(nosave=True)  # the AOF is still flushed
     except redis.RedisError:
         pass  # not running, or closed the connection as it went
     if pid:
-        wait_for(lambda: not psutil.pid_exists(pid), timeout=15, what="server to stop")
+        try:
+            wait_for(lambda: not psutil.pid_exists(pid), timeout=10, what="server to stop")
+        except AssertionError:
+            os.kill(pid, signal.SIGKILL)  # never leave it behind
+            raise
 
 
 @pytest.fixture
@@ -217,9 +224,11 @@ def test_job_program_writes_through_a_loading_server(private: ArgServer) -> None
     assert_everything_stored_once(Store.from_url(private.url, PREFIX), job_id, 30)
 
 
-def test_job_program_waits_out_a_full_then_read_only_server(private: ArgServer) -> None:
+def test_job_program_waits_out_a_full_then_read_only_then_misconf_server(
+        private: ArgServer, tmp_path: Path) -> None:
     store, job_id = new_job(private)
     key = store.keys.child(job_id, 0)
+    probe = no_retry_client(private)
     store.r.config_set("maxmemory", 1)  # noeviction: every write is refused with OOM
     proc = program(reporter(50), private, job_id)
     assert read_line(proc) == "looped"
@@ -228,10 +237,29 @@ def test_job_program_waits_out_a_full_then_read_only_server(private: ArgServer) 
     # Then a replica (after a failover, say): READONLY, still retried.
     store.r.replicaof("127.0.0.1", 1)
     store.r.config_set("maxmemory", 0)
+    with pytest.raises(redis.ReadOnlyError):
+        probe.set("probe", "1")
+    time.sleep(1.0)
+    assert proc.poll() is None and not store.r.exists(key)
+    # Then a primary whose last snapshot failed: MISCONF, still retried.
+    rdb = tmp_path / "rdb"
+    rdb.mkdir()
+    store.r.config_set("dir", str(rdb))
+    store.r.config_set("save", "3600 1")
+    rdb.rmdir()  # the snapshot (made while still a replica) cannot be written
+    store.r.bgsave()
+    wait_for(lambda: store.r.info("persistence")["rdb_last_bgsave_status"] == "err",
+             what="a failed snapshot")
+    store.r.replicaof("NO", "ONE")
+    with pytest.raises(redis.ResponseError, match="MISCONF"):
+        probe.set("probe", "1")
     time.sleep(1.0)
     assert proc.poll() is None and not store.r.exists(key)
     assert store.r.hget(store.keys.job(job_id), "progress") is None
-    store.r.replicaof("NO", "ONE")
+    store.r.config_set("dir", str(private.directory))  # its own directory again
+    store.r.bgsave()
+    wait_for(lambda: store.r.info("persistence")["rdb_last_bgsave_status"] == "ok",
+             what="a good snapshot")
     assert proc.wait(30) == 0
     assert "not stored" not in proc.stderr.read()  # type: ignore[union-attr]
     assert_everything_stored_once(store, job_id, 50)
@@ -551,3 +579,38 @@ def test_outbox_bound_in_bytes_drops_and_counts_but_keeps_start_and_finish(
     assert box.close(0.5) == box.dropped + box.unsent
     assert box.summary().startswith(f"gn-jobs: {box.not_stored} progress updates not stored "
                                     f"({box.dropped} over the outbox limit")
+
+
+NOPERM = """
+    from gn_jobs_tui.core.jobctx import JobContext
+    ctx = JobContext.from_env()
+    [key] = ctx.children(1)
+    w = ctx.writer(key)
+    w.start(files=["f.tsv"])
+    for i in range(3):
+        w.record(line=str(i))
+    ctx.progress(50, "half way")
+    w.finish("completed")
+    print("looped", flush=True)
+"""
+
+
+def test_writes_refused_for_lack_of_permission_are_counted_not_retried(
+        private: ArgServer) -> None:
+    """NOPERM never passes with time: an ACL user without scripting gets its writes dropped."""
+    store, job_id = new_job(private)
+    store.r.acl_setuser("jobber", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+                        commands=["+@all", "-@scripting"])
+    url = f"unix://jobber:pw@{private.socket}"
+    env = dict(os.environ, **{ENV_JOB_ID: job_id, ENV_URL: url, ENV_PREFIX: PREFIX,
+                              ENV_CLAIM: CLAIM})
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(NOPERM)], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == "looped"
+    said = [line for line in done.stderr.splitlines() if line.startswith("gn-jobs:")]
+    # children, progress, message; start, 3 records, finish: all refused, said once.
+    assert len(said) == 1 and said[0].startswith("gn-jobs: 8 progress updates not stored")
+    assert "NOPERM" in said[0] or "permission" in said[0]
+    assert "pw" not in done.stderr.replace("updates", "")
+    assert not store.r.exists(store.keys.child(job_id, 0))
+    assert store.r.hget(store.keys.job(job_id), "progress") is None
