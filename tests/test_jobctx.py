@@ -542,6 +542,7 @@ def test_what_passes_with_time_is_retried_and_what_does_not_is_dropped() -> None
                 ConnectionResetError()):
         assert transient(exc), exc
     for exc in (rex.NoPermissionError("this user has no permissions to run 'evalsha'"),
+                rex.AuthenticationError("invalid username-password pair"),
                 redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind"),
                 redis.ResponseError("ERR bad script"), ValueError("bug")):
         assert not transient(exc), exc

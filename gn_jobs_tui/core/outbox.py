@@ -66,6 +66,8 @@ def transient(exc: BaseException) -> bool:
     import redis
     from redis import exceptions as rex
 
+    if isinstance(exc, rex.AuthenticationError):
+        return False  # a wrong user or password does not pass with time
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError,
                         rex.RedisClusterException)):
         return True  # BusyLoadingError (LOADING) is a ConnectionError
