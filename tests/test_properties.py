@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -169,15 +170,80 @@ def test_any_key_read_through_the_store_never_raises(fuzz_store: Store, raw: dic
     assert ("damaged:" in shown) == bool(listed.damage)
 
 
-@given(st.text(max_size=300), st.sampled_from(["seconds", "exit_code"]))
-def test_launcher_params_are_rejected_or_literal(value: str, name: str) -> None:
-    jt = registry().get("sleep")
+#: Every parameter of every registered job type, fuzzed one at a time over valid others.
+LAUNCH_PARAMS = [(jt.name, p.name) for jt in registry().all() for p in jt.params]
+#: Inputs near the rules' edges; `{tmp}` is a directory holding a.tsv, rows.tsv and sub/.
+EDGES = ["{tmp}/a.tsv", "{tmp}/*.tsv", "{tmp}/sub/../a.tsv", "{tmp}/a.tsv {tmp}/rows.tsv",
+         "{tmp}/a.tsv,,{tmp}/a.tsv", "{tmp}/sub", "{tmp}/[ab].tsv", "{tmp}/x.sqlite",
+         "sqlite:///{tmp}/x.sqlite", "sqlite:///x.sqlite", "sqlite:///", "postgresql://u:p@h/db",
+         "mysql://h/db", "http://h/db", "~/x.sqlite", "-x", "..", "/", ".", "a\x00b", "tab",
+         "header,fields", "header,,numeric", "yes", "off", "1e3", "nan", "-0", " 5 ", "0x10",
+         "1_000", "9" * 400, "; rm -rf /", "$(touch /tmp/x)", "t1", "_", "a" * 63, "a" * 64]
+launch_values = st.one_of(
+    st.text(max_size=300),
+    st.sampled_from(EDGES),
+    st.tuples(st.sampled_from(EDGES), st.text(max_size=20)).map(lambda t: t[0] + t[1]),
+)
+
+
+@pytest.fixture(scope="module")
+def launch_dir(tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("launch")
+    (base / "a.tsv").write_text("id\tS1\nm1\t1\n")
+    (base / "rows.tsv").write_text("id\tS1\nm1\t1\n")
+    (base / "sub").mkdir()
+    return base
+
+
+def valid_inputs(job_type: str, base) -> dict[str, str]:
+    return {
+        "sleep": {"seconds": "1", "exit_code": "0"},
+        "qc-files": {"files": f"{base}/a.tsv", "workers": "2"},
+        "insert-rows": {"file": f"{base}/rows.tsv", "database": f"{base}/t.sqlite", "table": "t1"},
+    }.get(job_type, {})
+
+
+def _clean_path(path: str) -> bool:
+    return os.path.isabs(path) and ".." not in path.split(os.sep)
+
+
+@example(("insert-rows", "database"), "sqlite:///")
+@example(("qc-files", "files"), "{tmp}/a.tsv,,{tmp}/a.tsv")
+@given(st.sampled_from(LAUNCH_PARAMS), launch_values)
+def test_launcher_params_are_rejected_or_literal(launch_dir, pick: tuple[str, str],
+                                                 value: str) -> None:
+    type_name, name = pick
+    jt = registry().get(type_name)
+    param = next(p for p in jt.params if p.name == name)
+    raw = {**valid_inputs(type_name, launch_dir), name: value.replace("{tmp}", str(launch_dir))}
     try:
-        values = jt.validate({name: value})
+        values = jt.validate(raw)
     except ParamError as exc:
-        assert name in exc.problems and exc.problems[name]
+        # Rejected: by this parameter alone (the others are valid), with a message.
+        assert list(exc.problems) == [name] and exc.problems[name]
         return
     argv = jt.argv(values)
-    # Accepted: each value is exactly one argv element, no shell ever sees it.
-    assert str(values[name]) in argv
     assert all(isinstance(a, str) for a in argv)
+    got = values[name]
+    given = raw[name].strip()
+    # Accepted: each value is exactly one argv element (or one per file), no shell ever
+    # sees it, and every path is absolute, from an input with no '..' and no leading '-'.
+    if param.kind in ("path", "paths", "database") and given:
+        items = given.replace(",", " ").split() if param.kind == "paths" else [given]
+        assert all(".." not in i.split(os.sep) and not i.startswith("-") for i in items)
+    if param.kind in ("path", "database") and got:
+        assert got in argv
+        assert _clean_path(got.removeprefix("sqlite:///")) or got.startswith(
+            ("postgresql://", "postgres://", "mysql://", "mariadb://"))
+    elif param.kind == "paths":
+        assert got and all(f in argv and _clean_path(f) and os.path.isfile(f) for f in got)
+    elif param.kind == "choice":
+        assert (",".join(got) if param.multiple else got) in argv
+    elif param.kind == "bool":
+        assert ("yes" if got else "no") in argv
+    elif param.kind in ("int", "float"):
+        assert str(got) in argv
+        assert (param.minimum is None or got >= param.minimum) and \
+            (param.maximum is None or got <= param.maximum)
+    elif param.kind == "identifier":
+        assert got in argv and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", got)

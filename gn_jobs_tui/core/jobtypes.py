@@ -4,6 +4,11 @@ A job type has a name, a description, a parameter schema and a function
 that builds its argv from validated parameters. The launcher starts only
 registered types, and argv is always a list (never a shell string), so a
 parameter with shell metacharacters is just a literal argument.
+
+Path parameters (`path`, `paths`, `database`) follow one rule: no `..`
+component, no leading `-`, `~` expanded, and the value is made absolute at
+launch (validation), so a job never depends on the launcher's working
+directory and the form can show exactly which file is meant.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
+
+from gn_jobs_tui.core.redact import redact_url
 
 ENTRY_POINT_GROUP = "gn_jobs_tui.job_types"
 MAX_VALUE_LEN = 4096
@@ -31,7 +38,12 @@ class ParamError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One launcher parameter. `kind`: int, float, str, bool, choice, path, paths, identifier."""
+    """One launcher parameter.
+
+    `kind`: int, float, str, bool, choice, identifier; path (an existing
+    file), paths (files or globs), database (a DB URL, or a SQLite file path
+    whose directory exists).
+    """
 
     name: str
     kind: str = "str"
@@ -63,6 +75,8 @@ class Param:
                 raise ValueError(f"not a readable file: {value}")
         elif self.kind == "paths":
             value = _paths(raw)
+        elif self.kind == "database":
+            value = _database(raw)
         elif self.kind == "identifier":
             value = str(raw).strip()
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value):
@@ -75,6 +89,25 @@ class Param:
             if self.maximum is not None and value > self.maximum:
                 raise ValueError(f"must be at most {_fmt(self.maximum)}")
         return value
+
+    def display(self, value: Any) -> str:
+        """A checked value as the form and `show` print it: paths absolute, passwords hidden."""
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, (list, tuple)):
+            return ", ".join(self.display(v) for v in value)
+        if self.kind == "database":
+            return redact_url(str(value))
+        return str(value)
+
+    def preview(self, raw: Any) -> str | None:
+        """What the launcher will use for this input (e.g. the resolved path), or None if it is bad."""
+        try:
+            return self.display(self.convert(raw))
+        except ValueError:
+            return None
 
     def _choice(self, raw: Any) -> Any:
         items = raw if isinstance(raw, list) else [s.strip() for s in str(raw).split(",") if s.strip()]
@@ -115,6 +148,7 @@ def _bool(raw: Any) -> bool:
 
 
 def _path(raw: Any) -> str:
+    """The one rule of every path parameter: no '..', no leading '-', made absolute."""
     text = str(raw).strip()
     if not text:
         raise ValueError("is empty")
@@ -123,6 +157,31 @@ def _path(raw: Any) -> str:
     if ".." in text.split(os.sep):
         raise ValueError("'..' is not allowed in a path")
     return os.path.abspath(os.path.expanduser(text))
+
+
+#: Database URLs taken as they are (the job's driver reads them).
+DB_URL_SCHEMES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
+SQLITE_URL = "sqlite:///"
+
+
+def _database(raw: Any) -> str:
+    """A DB URL as is, or a SQLite file (plain path or sqlite:///PATH) made absolute."""
+    text = str(raw).strip()
+    low = text.lower()
+    if low.startswith(DB_URL_SCHEMES):
+        return text
+    sqlite_url = low.startswith(SQLITE_URL)
+    if sqlite_url:
+        text = text[len(SQLITE_URL):]  # sqlite:////abs/file, or sqlite:///relative/file
+    elif "://" in text:
+        raise ValueError(f"unknown database URL {redact_url(text)[:60]!r} (use postgresql://, "
+                         "mysql://, mariadb://, sqlite:///PATH or a file path)")
+    path = _path(text)
+    if os.path.isdir(path):
+        raise ValueError(f"is a directory, not a database file: {path}")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise ValueError(f"no such directory: {os.path.dirname(path)}")
+    return SQLITE_URL + path if sqlite_url else path
 
 
 def _paths(raw: Any) -> list[str]:

@@ -37,3 +37,17 @@ def redact_text(text: str, url: str | None) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+_QUERY_PW = re.compile(r"(?i)(password=)[^&\s'\"]*")
+
+
+def hide_passwords(text: str) -> str:
+    """Every `scheme://user:secret@` and `password=secret` in free text, hidden.
+
+    For text that may hold URLs, such as a job's command or parameters (a
+    database URL with a password), before it is shown.
+    """
+    if "://" not in text and "password=" not in text.lower():
+        return text
+    return _QUERY_PW.sub(r"\1***", _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text))

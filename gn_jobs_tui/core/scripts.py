@@ -302,3 +302,19 @@ class ReadScript:
 LIST_PAGE_RO = ReadScript(LIST_PAGE)
 GET_MANY_RO = ReadScript(GET_MANY)
 READ_KEYS_RO = ReadScript(READ_KEYS)
+
+
+#: A job program's write to its job hash when it holds no claim identity (no
+#: `GN_JOBS_CLAIM`): like FENCED_HSET without the holder check. Still never
+#: re-creates a hash that is gone and never writes to a job superseded by a retry.
+#: KEYS[1] job hash; ARGV: events channel ('' none), event payload, then
+#: field/value pairs. Returns {1, status before} | {-2, retried_by} | {-3, ''}.
+HSET_IF_LIVE = r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-3, ''} end
+local by = redis.call('HGET', KEYS[1], 'retried_by')
+if by then return {-2, by} end
+local before = redis.call('HGET', KEYS[1], 'status') or ''
+if #ARGV > 2 then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return {1, before}
+"""

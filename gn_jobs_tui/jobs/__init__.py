@@ -68,7 +68,8 @@ INSERT_ROWS = JobType(
     description="Insert a large delimited file into a database table, in committed batches.",
     params=(
         Param("file", "path", required=True, help="the data file"),
-        Param("database", "str", default="", help="SQLite path or DB URL (default: state dir)"),
+        Param("database", "database", default="",
+              help="SQLite file or DB URL: postgresql://, mysql://, mariadb:// (default: state dir)"),
         Param("table", "identifier", default="data_rows", help="target table"),
         Param("batch_size", "int", default=1000, minimum=1, maximum=100_000),
         Param("on_bad_rows", "choice", default="fail", choices=("fail", "skip")),

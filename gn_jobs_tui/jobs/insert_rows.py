@@ -28,6 +28,10 @@ from gn_jobs_tui.jobs.delimited import MISSING, sniff_delimiter
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
+#: A job ended by SIGTERM exits 128 + 15, the convention the supervisor records for signal deaths.
+KILLED_EXIT = 128 + signal.SIGTERM
+
+
 class Killed(Exception):
     pass
 
@@ -146,6 +150,9 @@ def run(path: str, database: str, table: str, batch_size: int, on_bad: str, deli
 
     signal.signal(signal.SIGTERM, on_term)
     bad_rows = 0
+    # Rates and the rate limit count the rows of THIS attempt only: a resumed
+    # load did not insert the rows committed before it in no time at all.
+    committed_before = committed
     start = time.monotonic()
     done_lines = resume_line
     batch: list[list[str]] = []
@@ -160,9 +167,14 @@ def run(path: str, database: str, table: str, batch_size: int, on_bad: str, deli
         conn.commit()  # the batch and its progress row, in one transaction
         done_lines = last_line
         batch = []
-        rate = (committed) / max(1e-6, time.monotonic() - start)
+        if max_rate:  # spare a production database: hold the rate down
+            while not stop["requested"] and \
+                    (committed - committed_before) / max_rate > time.monotonic() - start:
+                time.sleep(0.02)
+        # Reported after the hold, so a rate-limited load shows the rate it keeps.
+        rate = (committed - committed_before) / max(1e-6, time.monotonic() - start)
         pct = 100.0 * min(1.0, (done_lines - 1) / max(1, total))
-        ctx.progress(pct, f"{committed} of {total} rows, {rate:,.0f} rows/s", force=True,
+        ctx.progress(pct, f"{committed} of {total} rows, {rate:,.0f} rows/s",
                      rows_done=committed, rows_total=total, rows_per_s=f"{rate:.0f}",
                      bad_rows=bad_rows, committed=committed)
 
@@ -186,10 +198,6 @@ def run(path: str, database: str, table: str, batch_size: int, on_bad: str, deli
             last_line = lineno
             if len(batch) >= batch_size:
                 commit_batch()
-                if max_rate:  # spare a production database: hold the rate down
-                    while not stop["requested"] and \
-                            committed / max_rate > time.monotonic() - start:
-                        time.sleep(0.02)
         if pending_bad and on_bad == "fail":
             # The batch holding the bad row is dropped whole: never half-inserted.
             batch = []
@@ -207,11 +215,11 @@ def run(path: str, database: str, table: str, batch_size: int, on_bad: str, deli
         msg = f"killed: {committed} rows committed (whole batches only)"
         print(msg, flush=True)
         ctx.set(message=msg, committed=committed, rows_done=committed, rows_total=total)
-        return 143
+        return KILLED_EXIT
     finally:
         conn.close()
     msg = f"inserted {committed} rows into {table}" + (f", skipped {bad_rows} bad rows" if bad_rows else "")
-    ctx.progress(100, msg, force=True, rows_done=committed, rows_total=total, bad_rows=bad_rows,
+    ctx.progress(100, msg, rows_done=committed, rows_total=total, bad_rows=bad_rows,
                  committed=committed)
     print(msg, flush=True)
     return 0

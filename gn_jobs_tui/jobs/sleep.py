@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -14,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--exit-code", type=int, default=0)
     args = parser.parse_args(argv)
+    # Killed, it exits 128 + 15 through sys.exit, so its last progress is still flushed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     ctx = JobContext.from_env()
     start = time.monotonic()
     tick = 0
@@ -26,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx.progress(pct, f"sleeping, {args.seconds - elapsed:.0f}s left")
         tick += 1
         time.sleep(min(1.0, max(0.0, args.seconds - elapsed)))
-    ctx.progress(100.0, "done" if args.exit_code == 0 else f"ending with {args.exit_code}",
-                 force=True)
+    ctx.progress(100.0, "done" if args.exit_code == 0 else f"ending with {args.exit_code}")
     print("done", flush=True)
     return args.exit_code
 

@@ -17,7 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from gn_jobs_tui.core.model import Job
-from gn_jobs_tui.core.outputs import Entry, KeyState
+from gn_jobs_tui.core.outputs import Entry, KeyState, output_from_fields
+from gn_jobs_tui.core.redact import hide_passwords
 from gn_jobs_tui.core.text import has_controls, visible
 
 STATUS_STYLES = {
@@ -171,10 +172,13 @@ class Processor:
             rows.append(("progress", f"{job.progress:.0f}%"))
         if job.message:
             rows.append(("message", job.message))
+        if (lost := job.extra.get("updates_dropped", "0")) not in ("", "0"):
+            rows.append(("not stored", f"{lost} progress updates (updates_dropped)"))
         if job.command_display:
-            rows.append(("command", job.command_display))
+            rows.append(("command", hide_passwords(job.command_display)))
         if job.params:
-            rows.append(("params", ", ".join(f"{k}={v}" for k, v in job.params.items())))
+            rows.append(("params", hide_passwords(", ".join(f"{k}={v}"
+                                                            for k, v in job.params.items()))))
         for name in ("retry_of", "retried_by"):
             value = getattr(job, name)
             if value:
@@ -186,6 +190,9 @@ class Processor:
         return grid
 
     def output_view(self, job: Job, output: KeyState | None, lines: int = 200) -> RenderableType:
+        if output is None or output.kind == "none":
+            # Other producers keep a job's output in its hash (`stdout`, `stderr`).
+            output = output_from_fields(job)
         if output is None or output.kind == "none":
             return Text("no output yet", style="dim")
         parts: list[RenderableType] = []

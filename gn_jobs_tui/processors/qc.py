@@ -131,6 +131,10 @@ class QCProcessor(Processor):
         frac = child_fraction(child)
         if frac is not None:
             parts.append(bar(frac, 40))
+        dropped = child.finish.get("dropped", "0") if child.finish is not None else "0"
+        if dropped not in ("", "0"):
+            parts.append(Text(f"{visible(dropped)} entries not stored (the worker's outbox was full)",
+                              style="red"))
         table = Table(box=None, pad_edge=False, show_edge=False)
         for col in ("file", "line", "column", "check", "value", "message"):
             table.add_column(col, overflow="fold")
