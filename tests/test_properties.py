@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from gn_jobs_tui.core.jobtypes import ParamError, registry
 from gn_jobs_tui.core import dialects
+from gn_jobs_tui.core.jobtypes import ParamError, registry
 from gn_jobs_tui.core.model import LIST_FIELDS, TABLE_FIELDS, parse_job, parse_table_row
 from gn_jobs_tui.core.outputs import KeyState, apply_chunk
 from gn_jobs_tui.core.store import Store

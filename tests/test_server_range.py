@@ -127,7 +127,10 @@ def test_read_only_user_without_read_only_flag_still_lists_lost_jobs(
     url = acl_user("~*", "&*", "+@read", "+@connection", "+@pubsub", "+@scripting")
     job_id = finished_job(store, config)
     key = store.keys.job(job_id)
-    store.r.hset(key, mapping={"status": "running", "heartbeat": "0.5"})  # supervisor gone
+    # Its supervisor died: running, filed as running, its heartbeat lapsed long ago.
+    store.r.hset(key, mapping={"status": "running", "heartbeat": "0.5"})
+    store._run([*store.keys.status_moves(job_id, "running", time.time()),
+                ("ZADD", store.keys.heartbeats, repr(time.time() - 60), job_id)])
     listed = gn(url, config.prefix, "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)[0]["status"] == "lost"

@@ -91,7 +91,7 @@ class _Servers:
                 if proc is not None and proc.poll() is not None:
                     log = (self.base / str(port) / "log")
                     tail = log.read_text()[-500:] if log.exists() else ""
-                    raise RuntimeError(f"server on {port} exited ({proc.returncode}): {tail}")
+                    raise RuntimeError(f"server on {port} exited ({proc.returncode}): {tail}") from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
