@@ -16,7 +16,6 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -432,9 +431,10 @@ def test_processors_show_what_was_not_stored() -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port whose cluster-bus twin (port + 10000) is free too."""
+    from tests.topology import free_ports
+
+    return free_ports(1)[0]
 
 
 def tcp_server(directory: Path, port: int, *extra: str) -> redis.Redis:
