@@ -78,8 +78,12 @@ class EmbeddedServer:
         return self.directory / "server.pid"
 
     def client(self, timeout: float = 2.0) -> redis.Redis:
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        # No silent retries: a dead socket is an answer (redis-py 8 retries 10 times).
         return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout,
-                           socket_connect_timeout=timeout)
+                           socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
 
     def ping(self) -> bool:
         if not self.socket.exists():
