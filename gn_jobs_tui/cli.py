@@ -19,7 +19,7 @@ import click
 import redis
 from rich.console import Console
 
-from gn_jobs_tui.core import control, launcher
+from gn_jobs_tui.core import control, launcher, spool
 from gn_jobs_tui.core.config import ENV_PREFIX, ENV_URL, Config, resolve
 from gn_jobs_tui.core.jobtypes import ParamError, registry
 from gn_jobs_tui.core.keys import DEFAULT_PREFIX
@@ -61,6 +61,7 @@ class Ctx:
     def store(self) -> Store:
         if self._store is None:
             self._store = Store.from_url(self.config.url, self.config.prefix, self.read_only)
+            spool.replay_pending(self.config.url, self.config.prefix, self.read_only)  # supervisors' spool
         return self._store
 
     def refuse_if_read_only(self, what: str) -> None:

@@ -224,7 +224,12 @@ def write_final(client: wire.Client, keys: Keys, rec: Record) -> tuple[int, str]
         *_flat(rec.final)])
     code, detail = int(code), (detail.decode() if isinstance(detail, bytes) else str(detail))
     if code == scripts.FENCE_OK:
-        check(client.pipeline(closing_cmds(keys, rec.job_id, status, created_of(rec.snapshot))))
+        replies = check(client.pipeline(closing_cmds(keys, rec.job_id, status,
+                                                     created_of(rec.snapshot))))
+        if replies[-1] == 1 and "kill_acked" not in rec.final:
+            # A kill was requested after our last look, before the final write: say so.
+            late = {"kill_note": "kill arrived after the job had ended", "kill_acked": repr(time.time())}
+            client.call(*fenced_cmd(keys, rec.job_id, rec.claim, late, "fields"))
     return code, detail
 
 
@@ -304,6 +309,15 @@ def pending(identity: str, prefix: str) -> list[Path]:
 def _log(msg: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} spool[{os.getpid()}] {msg}", file=sys.stderr,
           flush=True)
+
+
+def _file_log(msg: str) -> None:
+    """The CLI's replay notes go to a file: its stdout and stderr belong to the command."""
+    try:
+        with open(spool_dir() / "replay.log", "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} replay[{os.getpid()}] {msg}\n")
+    except OSError:
+        _log(msg)
 
 
 def replay_one(client: wire.Client, path: Path, log: Callable[[str], None] = _log) -> str:
@@ -396,7 +410,7 @@ def replay_pending(url: str, prefix: str, read_only: bool = False) -> int:
         return 0
     client = wire.Client(target, name="gn-jobs-replay")
     try:
-        settled = replay(client, target.identity, prefix)
+        settled = replay(client, target.identity, prefix, _file_log)
     except wire.WireError as exc:
         print(f"gn-jobs: spooled job records not written yet: {exc}", file=sys.stderr)
         return 0

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -442,6 +441,8 @@ class Supervisor:
         try:
             return self._run()
         except Exception:  # noqa: BLE001 - recorded as the job's failure, then re-raised
+            import traceback  # only here: it costs every healthy supervisor ~0.2 MB
+
             text = traceback.format_exc()
             log(text)
             if self.group is not None:

@@ -14,7 +14,6 @@ the supervisor sends touches at most one key, so nothing is cross-slot.
 
 from __future__ import annotations
 
-import hashlib
 import select
 import socket
 from collections.abc import Sequence
@@ -135,12 +134,24 @@ def encode(args: Sequence[Any]) -> bytes:
     return b"".join(out)
 
 
+def sha1_hex(text: str) -> str:
+    """A script's id. CPython's own SHA-1 when present: hashlib would load OpenSSL (~4 MB RSS)."""
+    try:
+        import _sha1
+
+        return _sha1.sha1(text.encode()).hexdigest()
+    except ImportError:
+        import hashlib
+
+        return hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - Redis's script id
+
+
 class Script:
     """A Lua script sent as EVALSHA; on NOSCRIPT (e.g. after a restart) as EVAL, which caches it."""
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis's script id
+        self.sha = sha1_hex(source)
 
     def cmd(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
@@ -190,8 +201,8 @@ class Conn:
             hello.append(("SELECT", self.db))
         if self.name:
             hello.append(("CLIENT", "SETNAME", self.name))
-        for reply in self.execute(hello):
-            if isinstance(reply, ReplyError):
+        for cmd, reply in zip(hello, self.execute(hello), strict=True):
+            if isinstance(reply, ReplyError) and cmd[0] != "CLIENT":  # a name is only a courtesy
                 self.close()
                 raise reply
 
@@ -412,7 +423,9 @@ class Client:
         """Send commands together; replies in order, error replies as ReplyError values.
 
         Raises ConnectionLost/Timeout when a connection breaks (which of the
-        commands ran is then unknown: only send commands safe to repeat).
+        commands ran is then unknown: only send commands safe to repeat). A
+        script that met NOSCRIPT did not run; it runs again (as EVAL) after the
+        rest of its pipeline, so send a script alone when order matters.
         """
         cmds = [tuple(c) for c in cmds]
         groups: dict[Address, list[int]] = {}
@@ -440,7 +453,7 @@ class Client:
             cmd = _SCRIPTS[cmd[1]].with_source(cmd)
             return self._retry(cmd, self._route(cmd), depth)
         if isinstance(err, Moved):
-            self._slots = []
+            self._refresh_slots()  # the slots moved: learn the new map, answer from the new owner
             return self._retry(cmd, err.address, depth)
         if isinstance(err, Ask):
             conn = self._conn(err.address)
