@@ -143,6 +143,7 @@ class Supervisor:
         self.gap_logged = False
         self.clock_offset = 0.0
         self.clock_at = -1e9
+        self.last_beat = -1e9
         self.traceback_lines: list[str] = []
         self._in_tb = False
         self.last_traceback: str | None = None
@@ -357,6 +358,11 @@ class Supervisor:
             log("judged lost while away; back to running")
             self._set("status", status=RUNNING, message="supervisor reconnected")
 
+    def _beat_if_due(self, now: float) -> None:
+        if now - self.last_beat >= self.heartbeat / 2:
+            self.last_beat = now
+            self._beat()
+
     def _identity_ok(self) -> bool:
         """The pid and start time recorded in Redis must match the live leader before a kill."""
         assert self.proc is not None
@@ -533,13 +539,11 @@ class Supervisor:
 
     def _supervise(self, readers: list[threading.Thread]) -> None:
         assert self.proc is not None
-        last_beat = last_flush = time.monotonic()
+        last_flush = time.monotonic()
         drained_at: float | None = None
         while True:
             now = time.monotonic()
-            if now - last_beat >= self.heartbeat / 2:
-                self._beat()
-                last_beat = now
+            self._beat_if_due(now)
             self._listen()
             self._handle_kill(now)
             if self.exited_at is None and self.proc.poll() is not None:
@@ -596,6 +600,7 @@ class Supervisor:
                 flush: bool = True, **extra: Any) -> None:
         """Write the output, then the final fields (fenced); spool them if the server will not."""
         while flush and len(self.buffer) and time.monotonic() < deadline:
+            self._beat_if_due(time.monotonic())  # still ours until the final write: keep it alive
             if not self.flush_output():
                 time.sleep(TICK)
         if self.claim_lost:
@@ -630,6 +635,7 @@ class Supervisor:
                            claim=self.identity, snapshot=dict(self.snapshot), final=final,
                            maxlen=self.maxlen)
         while not self.hash_gone:
+            self._beat_if_due(time.monotonic())
             if not (flush and len(self.buffer)) or self.flush_output():
                 ok, reply = self._io(lambda: spool.write_final(self.client, self.keys, rec), "final state")
                 if ok and reply[0] == scripts.FENCE_OK:
