@@ -65,7 +65,11 @@ def test_kill_racing_exit_is_never_killed_with_exit_code_0(store: Store, config:
         t.start()
     for t in threads:
         t.join()
-    outcomes = [final(store, j) for j in ids]
+    for job_id in ids:
+        final(store, job_id)
+        sup = int(store.get_job(job_id).extra["supervisor_pid"])
+        wait_for(lambda s=sup: gone(s), what="supervisor done")  # its last word written
+    outcomes = [store.get_job(j) for j in ids]
     for job in outcomes:
         if job.status == "killed":
             assert job.exit_code in (128 + signal.SIGTERM, 128 + signal.SIGKILL), job

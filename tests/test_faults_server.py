@@ -298,3 +298,41 @@ def test_a_batch_whose_reply_is_lost_is_not_appended_twice(server: EmbeddedServe
         assert seqs == list(range(1, n + 1)) and lines == [f"line {i}" for i in range(n)]
     finally:
         proxy.close()
+
+
+def test_refusals_and_a_pause_mid_job_lose_no_line(private: EmbeddedServer) -> None:
+    """One job writing while the server, in turn: forgets its scripts (NOSCRIPT), becomes a
+    replica (READONLY), refuses the supervisor's user scripts (NOPERM), and is paused for
+    longer than the supervisor's timeout. The job completes; every line once, in order."""
+    config = Config(private.url, "refuse")
+    store = Store.from_url(private.url, "refuse")
+    n = 700
+    job_id = run_command(store, config, printer(n, 100))
+    out = store.keys.output(job_id)
+
+    def grows(by: int = 30) -> None:
+        start = patiently(lambda: store.r.xlen(out))
+        wait_for(lambda: patiently(lambda: store.r.xlen(out)) >= start + by, timeout=20,
+                 what="output flowing again")
+
+    grows()
+    store.r.script_flush()  # NOSCRIPT
+    grows()
+    store.r.execute_command("REPLICAOF", "127.0.0.1", "1")  # READONLY (its primary never answers)
+    time.sleep(1.0)
+    store.r.execute_command("REPLICAOF", "NO", "ONE")
+    grows()
+    store.r.execute_command("ACL", "SETUSER", "default", "-@scripting")  # NOPERM
+    time.sleep(1.0)
+    store.r.execute_command("ACL", "SETUSER", "default", "+@all")
+    grows()
+    os.kill(private.pid(), signal.SIGSTOP)  # longer than the supervisor's timeout (1 s here)
+    time.sleep(2.5)
+    os.kill(private.pid(), signal.SIGCONT)
+    job = finished(store, job_id)
+    assert job.status == "completed" and job.exit_code == 0
+    seqs, lines = lines_of(store, job_id)
+    assert seqs == list(range(1, n + 1)) and lines == [f"line {i}" for i in range(n)]
+    log = (Path(os.environ["XDG_STATE_HOME"]) / "gn-jobs" / "logs" / f"supervisor-{job_id}.log").read_text()
+    for kind in ("READONLY", "NOPERM", "no reply within"):
+        assert kind in log, kind

@@ -65,7 +65,8 @@ def test_chatty_jobs_with_a_console_lose_no_line_and_keep_their_heartbeats(
     ids = asyncio.run(go())
     assert lapses == 0
     for job_id in ids:
-        assert int(store.r.hget(store.keys.job(job_id), "output_seq")) == lines
+        (_, tip), = store.r.xrevrange(store.keys.output(job_id), count=1)  # last line number
+        assert int(tip[b"n"]) == lines
         got = [f[b"line"].decode() for _, f in store.r.xrange(store.keys.output(job_id))]
         assert got == [f"line {i}" for i in range(lines)]
 

@@ -144,6 +144,7 @@ class Supervisor:
         self.clock_offset = 0.0
         self.clock_at = -1e9
         self.last_beat = -1e9
+        self.sub_retry_at = 0.0
         self.traceback_lines: list[str] = []
         self._in_tb = False
         self.last_traceback: str | None = None
@@ -315,7 +316,8 @@ class Supervisor:
 
     def _listen(self) -> None:
         """Non-blocking look at the control channel (the durable key is the truth)."""
-        if time.monotonic() < self.link_retry_at:
+        now = time.monotonic()
+        if now < self.link_retry_at or now < self.sub_retry_at:
             return
         try:
             if self.sub is None:
@@ -323,7 +325,9 @@ class Supervisor:
             messages = self.sub.poll()
         except wire.WireError as exc:
             self._drop_sub()
-            self._failed(exc, "the control channel")
+            if self._failed(exc, "the control channel") is not None:
+                # Refused (e.g. NOPERM for pub/sub): the heartbeat's look at the kill key remains.
+                self.sub_retry_at = now + 60
             return
         for payload in messages:
             try:
