@@ -29,6 +29,7 @@ from gn_jobs_tui.core.server import EmbeddedServer, find_binary
 from gn_jobs_tui.core.store import Store, job_fields, new_job_id
 from tests.conftest import wait_for
 from tests.helpers import python, run_command
+from tests.servers import kill_server
 
 GIVE_UP = float(os.environ["GN_JOBS_GIVE_UP"])
 
@@ -43,7 +44,7 @@ def private(tmp_path: Path) -> Iterator[EmbeddedServer]:
     srv = EmbeddedServer(tmp_path / "s")
     srv.ensure()
     yield srv
-    srv.stop()
+    kill_server(srv)
 
 
 def printer(n: int, per_s: float, width: int = 0) -> list[str]:
@@ -112,8 +113,7 @@ def test_restart_from_a_million_key_aof_while_20_jobs_write(tmp_path: Path,
                          env_extra=patient) for _ in range(20)]
         wait_for(lambda: all(store.r.xlen(store.keys.output(j)) > 50 for j in ids), timeout=30,
                  what="all 20 jobs writing")
-        os.kill(srv.pid(), signal.SIGKILL)
-        time.sleep(0.2)
+        kill_server(srv)  # SIGKILL: no chance to write anything more
         restart = threading.Thread(target=srv.ensure, kwargs={"timeout": 60})
         restart.start()
         probe = wire.Client(parse_url(srv.url), name="probe", timeout=1.0)
@@ -139,7 +139,7 @@ def test_restart_from_a_million_key_aof_while_20_jobs_write(tmp_path: Path,
             assert lines == [f"line {i}" for i in range(n)], job_id
         print(f"LOADING answered for {saw_loading:.1f} s; 20 jobs x {n} lines, none lost or doubled")
     finally:
-        srv.stop()
+        kill_server(srv)
 
 
 def test_memory_full_mid_job_gap_counted_then_everything_once(private: EmbeddedServer) -> None:
@@ -225,7 +225,7 @@ def test_server_gone_for_good_spool_reaches_a_new_server_via_the_cli(tmp_path: P
         assert out2.returncode == 0 and "spooled" not in out2.stderr
         s2.r.close()
     finally:
-        new.stop()
+        kill_server(new)
     print(f"gone for good: supervisor exited {took:.1f} s after its job (bound {GIVE_UP:g} s); "
           f"{len(lines)} unwritten lines and the final state replayed into a new server")
 

@@ -17,6 +17,7 @@ from gn_jobs_tui.core import wire
 from gn_jobs_tui.core.connection import parse_url
 from gn_jobs_tui.core.server import EmbeddedServer, find_binary
 from tests.conftest import wait_for
+from tests.servers import kill_server
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def private(tmp_path: Path) -> Iterator[EmbeddedServer]:
     srv = EmbeddedServer(tmp_path / "s")
     srv.ensure()
     yield srv
-    srv.stop()
+    kill_server(srv)
 
 
 def client_for(url: str, **kw) -> wire.Client:
@@ -130,7 +131,8 @@ def test_lost_connection_is_typed_and_the_next_call_reconnects(tmp_path: Path) -
     c = client_for(srv.url, timeout=1.0)
     sub = c.subscribe("ch")
     assert c.call("SET", "k", "v") == b"OK"
-    srv.stop()
+    c.call("SAVE")  # SIGKILL below: keep "k" on disk for the restart
+    kill_server(srv)
     with pytest.raises(wire.ConnectionLost):
         c.call("GET", "k")
     with pytest.raises(wire.ConnectionLost):
@@ -142,7 +144,7 @@ def test_lost_connection_is_typed_and_the_next_call_reconnects(tmp_path: Path) -
     finally:
         sub.close()
         c.close()
-        srv.stop()
+        kill_server(srv)
 
 
 def _try(c: wire.Client, *cmd):

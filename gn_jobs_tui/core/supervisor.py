@@ -372,8 +372,8 @@ class Supervisor:
         assert self.proc is not None
         ok, recorded = self._io(lambda: self.client.call(
             "HMGET", self.keys.job(self.job_id), "pid", "pid_started"), "the recorded pid")
-        if not ok:
-            return True  # unreadable now: our own record of the leader is the same identity
+        if not ok or recorded[0] is None:
+            return True  # unreadable or not written yet: our own record of the leader stands
         try:
             pid, started = int(recorded[0]), float(recorded[1])
         except (TypeError, ValueError):
