@@ -8,7 +8,6 @@ ends every process it started (checked before it returns).
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -57,6 +56,31 @@ def _supervisors(store: Store, ids: list[str]) -> dict[str, psutil.Process]:
     return out
 
 
+def _alive_children() -> list[psutil.Process]:
+    out = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def _end_all_started(timeout: float = 30.0) -> None:
+    """Every supervisor and job this run started is gone before it returns (forced if need be)."""
+    deadline = time.monotonic() + timeout
+    while (left := _alive_children()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for proc in left:
+        print(f"launch: ending a process left behind: {proc.pid} {' '.join(proc.cmdline())[:80]}",
+              file=sys.stderr)
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+
+
 def run(jobs: int = 50, repeat: int = 7, strict: bool = False) -> bool:
     ok = True
     with server() as srv:
@@ -103,12 +127,7 @@ def run(jobs: int = 50, repeat: int = 7, strict: bool = False) -> bool:
             for proc in sups.values():  # anything still here after 30 s is ended by force
                 if proc.is_running():
                     proc.send_signal(signal.SIGKILL)
-            left = [p.pid for p in psutil.Process().children(recursive=True)
-                    if p.is_running() and p.status() != "zombie"]
-            if left:
-                print(f"launch: processes left behind: {left}", file=sys.stderr)
-                for pid in left:
-                    os.kill(pid, signal.SIGKILL)
+            _end_all_started()
         store.r.close()
     return ok or not strict
 

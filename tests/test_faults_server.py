@@ -336,3 +336,26 @@ def test_refusals_and_a_pause_mid_job_lose_no_line(private: EmbeddedServer) -> N
     log = (Path(os.environ["XDG_STATE_HOME"]) / "gn-jobs" / "logs" / f"supervisor-{job_id}.log").read_text()
     for kind in ("READONLY", "NOPERM", "no reply within"):
         assert kind in log, kind
+
+
+def test_a_job_hash_deleted_mid_job_is_never_recreated_in_part(store: Store, config: Config) -> None:
+    """The job's hash vanishes while it runs (evicted, deleted): the supervisor's writes are
+    refused and counted, no partial hash appears; the spooled record re-creates it whole."""
+    job_id = run_command(store, config, printer(30, 20), user="evicted")
+    job = wait_for(lambda: (j := store.get_job(job_id)) and j.status == "running" and
+                   j.extra.get("supervisor_pid") and j, what="running")
+    store.r.delete(store.keys.job(job_id))
+    sup = int(job.extra["supervisor_pid"])
+    wait_for(lambda: gone(sup), timeout=15, what="the supervisor to finish")
+    assert not store.r.exists(store.keys.job(job_id))  # nothing written back in part
+    (path,) = spool_dir().glob(f"{job_id}.*.rec")
+    head = json.loads(path.read_text().splitlines()[0])
+    assert head["refused"] >= 1 and head["final"]["status"] == "completed"
+    from gn_jobs_tui.core.spool import replay_pending
+
+    assert replay_pending(config.url, config.prefix) == 1
+    again = store.get_job(job_id)
+    assert again.status == "completed" and again.user_id == "evicted" and not again.damage
+    assert again.command and again.created and again.pid == job.pid
+    seqs, lines = lines_of(store, job_id)
+    assert seqs == list(range(1, 31)) and lines == [f"line {i}" for i in range(30)]

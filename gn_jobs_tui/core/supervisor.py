@@ -638,6 +638,7 @@ class Supervisor:
         rec = spool.Record(identity=self.target.identity, prefix=self.prefix, job_id=self.job_id,
                            claim=self.identity, snapshot=dict(self.snapshot), final=final,
                            maxlen=self.maxlen)
+        self.refused += self.hash_gone  # known gone: the final write is refused too
         while not self.hash_gone:
             self._beat_if_due(time.monotonic())
             if not (flush and len(self.buffer)) or self.flush_output():
