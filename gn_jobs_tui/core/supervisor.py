@@ -377,8 +377,10 @@ class Supervisor:
         try:
             pid, started = int(recorded[0]), float(recorded[1])
         except (TypeError, ValueError):
-            pid, started = 0, None
-        if procs.same_process(pid, started):
+            pid, started = 0, -1.0
+        # Our own child as we recorded it (alive, or a zombie we have not reaped: its pid
+        # cannot be reused yet). Anything else recorded means the record is not ours to act on.
+        if pid == self.proc.pid and abs(started - self.pid_started) <= procs.START_TIME_TOLERANCE:
             return True
         log(f"recorded pid {pid} start time does not match the live process: not signalling")
         self._set("error", error="kill refused: recorded pid/start time do not match the running "
