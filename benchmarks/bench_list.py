@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.common import best_of, fill, report, server
+from gn_jobs_tui.core import scripts
 from gn_jobs_tui.core.model import TABLE_FIELDS, parse_job
 from gn_jobs_tui.core.store import PAGE, Store
 
@@ -36,7 +37,8 @@ def store_raw(store: Store) -> list:
     out = []
     start = 0
     while True:
-        rows = store._list(keys=[store.keys.jobs_index], args=store._list_args(start, start + PAGE - 1))
+        rows = store._script(scripts.LIST_PAGE_RO, [store.keys.jobs_index],
+                             store._list_args(start, start + PAGE - 1))
         out.extend(rows)
         if len(rows) < PAGE:
             return out

@@ -43,8 +43,9 @@ def fill(store: Store, n: int, *, users: int = 20, t0: float = 1_700_000_000.0) 
                 f.update(status=statuses[i % 5], started=repr(t0 + i + 1), progress="50",
                          host="node-a", message=f"step {i}")
                 pipe.hset(store.keys.job(job_id), mapping=f)
-                pipe.zadd(store.keys.jobs_index, {job_id: t0 + i})
-                pipe.zadd(store.keys.user_jobs(f["user_id"]), {job_id: t0 + i})
+                # The indexes the launcher keeps: all jobs, the user's, ids, the status's.
+                for cmd in store._index_cmds(job_id, f["user_id"], t0 + i, f["status"]):
+                    pipe.execute_command(*cmd)
                 ids.append(job_id)
             pipe.execute()
     return ids

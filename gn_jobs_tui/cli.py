@@ -1,8 +1,11 @@
 """The `gn-jobs` command: the console (no sub-command) and scriptable sub-commands.
 
-Exit codes: 0 ok, 1 the operation failed, 2 bad usage. Expected failures
-(server unreachable, no such job, read-only) print one line on stderr, no
-traceback; passwords in URLs are never printed.
+Exit codes: 0 ok, 1 the operation failed (server unreachable or refusing,
+no such job), 2 bad usage (a malformed URL, prefix or parameter). Expected
+failures print one line on stderr, no traceback; passwords never appear.
+
+Only click and light modules are imported at start: redis-py, Rich and
+Textual load inside the commands that use them, so `--help` stays instant.
 """
 
 from __future__ import annotations
@@ -13,23 +16,17 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import redis
-from rich.console import Console
 
-from gn_jobs_tui.core import control, launcher, spool
 from gn_jobs_tui.core.config import ENV_PREFIX, ENV_URL, Config, resolve
-from gn_jobs_tui.core.jobtypes import ParamError, registry
+from gn_jobs_tui.core.connection import UrlError
 from gn_jobs_tui.core.keys import DEFAULT_PREFIX
-from gn_jobs_tui.core.outputs import KeyState
 from gn_jobs_tui.core.redact import redact_text
-from gn_jobs_tui.core.server import EmbeddedServer, ServerError
-from gn_jobs_tui.core.store import Store, StoreError
-from gn_jobs_tui.core.text import visible
-from gn_jobs_tui.processors import for_type
-from gn_jobs_tui.processors.base import Visible, entry_line, entry_text, fmt_duration, fmt_time
+
+if TYPE_CHECKING:
+    from gn_jobs_tui.core.store import Store
 
 
 class Failure(click.ClickException):
@@ -60,13 +57,43 @@ class Ctx:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store.from_url(self.config.url, self.config.prefix, self.read_only)
-            spool.replay_pending(self.config.url, self.config.prefix, self.read_only)  # supervisors' spool
+            from gn_jobs_tui.core.spool import replay_pending
+            from gn_jobs_tui.core.store import Store
+
+            store = Store.from_url(self.config.url, self.config.prefix, self.read_only)
+            store.detect()
+            self._store = store
+            replay_pending(self.config.url, self.config.prefix, self.read_only)  # supervisors' spool
         return self._store
 
     def refuse_if_read_only(self, what: str) -> None:
         if self.read_only:
             raise Failure(f"read-only mode: {what} is not allowed")
+
+
+def _one_line(exc: BaseException, ctx: Ctx | None) -> Failure:
+    """Any failure as one line with the right exit code (and never a password)."""
+    from gn_jobs_tui.core.jobtypes import ParamError
+
+    url = ctx._url if ctx else None
+    target = ctx.config.target if ctx and ctx._config else None
+    if isinstance(exc, UrlError):
+        return BadUsage(redact_text(str(exc), url))
+    if isinstance(exc, ParamError):
+        return BadUsage(f"bad parameters: {exc}")
+    if isinstance(exc, KeyError):
+        return BadUsage(str(exc.args[0]) if exc.args else str(exc))
+    import redis
+
+    from gn_jobs_tui.core.connection import describe_error
+    from gn_jobs_tui.core.server import ServerError
+    from gn_jobs_tui.core.store import StoreError
+
+    if isinstance(exc, (redis.RedisError, OSError)):
+        return Failure(redact_text(describe_error(exc, target), url))
+    if isinstance(exc, (StoreError, ServerError)):
+        return Failure(redact_text(str(exc), url))
+    raise exc
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -75,45 +102,62 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx: Ctx | None = click.get_current_context().find_object(Ctx)
-        url = ctx._url if ctx else None
         try:
             return fn(*args, **kwargs)
-        except ParamError as exc:
-            raise BadUsage(f"bad parameters: {exc}") from None
-        except KeyError as exc:
-            raise BadUsage(str(exc.args[0]) if exc.args else str(exc)) from None
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            where = ctx.config.display_url if ctx and ctx._config else "the server"
-            raise Failure(redact_text(f"cannot reach {where}: {exc}", url)) from None
-        except redis.ResponseError as exc:
-            raise Failure(redact_text(f"server refused: {exc}", url)) from None
-        except (StoreError, ServerError) as exc:
-            raise Failure(redact_text(str(exc), url)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - classified below; unknown ones re-raised
+            raise _one_line(exc, ctx) from None
 
     return wrapper
 
 
+def _given(ctx: click.Context, name: str, value: str | None) -> str | None:
+    """What the user typed for an option (None when it came from a default)."""
+    source = ctx.get_parameter_source(name)
+    if source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
+        return value
+    return None
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--redis-url", envvar=ENV_URL, help="redis://, rediss:// or unix:// URL "
+@click.option("--redis-url", envvar=ENV_URL, help="redis://, rediss://, unix://, "
+              "redis+sentinel://host:port[,host:port]/service or redis+cluster://host:port "
               f"(env {ENV_URL}); default: the embedded server.")
-@click.option("--prefix", envvar=ENV_PREFIX, default=DEFAULT_PREFIX, show_default=True,
-              help=f"Key prefix (env {ENV_PREFIX}).")
+@click.option("--prefix", envvar=ENV_PREFIX, default=None,
+              help=f"Key prefix (env {ENV_PREFIX}; default {DEFAULT_PREFIX}).")
 @click.option("--read-only", is_flag=True, help="Refuse every write; the console offers none.")
 @click.option("--user", "user", default=None, help="Console: show only this user's jobs.")
 @click.version_option(package_name="gn-jobs-tui")
 @click.pass_context
 @friendly
-def main(ctx: click.Context, redis_url: str | None, prefix: str, read_only: bool,
+def main(ctx: click.Context, redis_url: str | None, prefix: str | None, read_only: bool,
          user: str | None) -> None:
     """Watch, launch, kill and retry gn-uploader background jobs tracked in Redis.
 
     With no sub-command, opens the console.
     """
-    ctx.obj = Ctx(redis_url, prefix, read_only)
+    url = _given(ctx, "redis_url", redis_url)
+    if ctx.get_parameter_source("redis_url") == click.core.ParameterSource.ENVIRONMENT and not url:
+        url = None  # an empty variable is an unset one
+    given_prefix = _given(ctx, "prefix", prefix)
+    if ctx.get_parameter_source("prefix") == click.core.ParameterSource.ENVIRONMENT \
+            and not given_prefix:
+        given_prefix = None
+    if url is not None:
+        from gn_jobs_tui.core.connection import parse_url
+
+        parse_url(url)  # a malformed URL is bad usage before anything else happens
+    if given_prefix is not None:
+        from gn_jobs_tui.core.connection import validate_prefix
+
+        validate_prefix(given_prefix)
+    ctx.obj = Ctx(url, given_prefix, read_only)
     if ctx.invoked_subcommand is None:
         from gn_jobs_tui.ui.app import JobsApp
 
         obj: Ctx = ctx.obj
+        obj.store  # noqa: B018 - fail here, in one line, if the server is unreachable
         JobsApp(obj.config, user=user).run()
 
 
@@ -143,6 +187,9 @@ def parse_params(items: tuple[str, ...]) -> dict[str, str]:
 def launch(obj: Ctx, job_type: str, params: tuple[str, ...], user: str | None,
            as_json: bool) -> None:
     """Start a job of a registered type, detached."""
+    from gn_jobs_tui.core import launcher
+    from gn_jobs_tui.core.jobtypes import registry
+
     obj.refuse_if_read_only("launch")
     raw = parse_params(params)
     jt = registry().get(job_type)
@@ -155,6 +202,10 @@ STATUS_CHOICES = ["queued", "running", "completed", "failed", "killed", "lost"]
 
 
 def _row(job: Any, now: float) -> list[str]:
+    from gn_jobs_tui.core.text import visible
+    from gn_jobs_tui.processors import for_type
+    from gn_jobs_tui.processors.base import fmt_duration, fmt_time
+
     proc = for_type(job.job_type)
     verdict = proc.verdict(job)
     progress = f"{job.progress:.0f}%" if job.progress is not None else ""
@@ -167,28 +218,28 @@ def _row(job: Any, now: float) -> list[str]:
 @click.option("--user", default=None, help="Only this user's jobs.")
 @click.option("--status", type=click.Choice(STATUS_CHOICES), default=None)
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="At most N jobs (0: all).")
+@click.option("--all-sources", is_flag=True, help="With --status: also search jobs that only "
+              "other producers' per-user indexes list, or that no index lists (a key-space SCAN).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def list_cmd(obj: Ctx, user: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """List jobs, newest first."""
-    store = obj.store
-    jobs = []
-    for page in store.iter_jobs(user):
-        for job in page:
-            if job.is_lost:
-                store.mark_lost(job.job_id)
-            if status and job.effective_status != status:
-                continue
-            jobs.append(job)
-        if limit and len(jobs) >= limit:
-            break
-    if limit:
-        jobs = jobs[:limit]
+def list_cmd(obj: Ctx, user: str | None, status: str | None, limit: int, all_sources: bool,
+             as_json: bool) -> None:
+    """List jobs, newest first (indexed, per-user and unindexed jobs alike).
+
+    --status reads this project's status indexes when they cover every indexed
+    job (the same cost at a million jobs as at a thousand); add --all-sources
+    to search other producers' unindexed or per-user-only jobs as well.
+    """
+    from gn_jobs_tui.core import lookup
+
+    jobs = lookup.listing(obj.store, user=user, status=status, limit=limit,
+                          all_sources_too=all_sources)
     if as_json:
         click.echo(json.dumps([j.to_dict() for j in jobs], indent=1))
         return
     now = time.time()
+    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -202,25 +253,26 @@ def list_cmd(obj: Ctx, user: str | None, status: str | None, limit: int, as_json
     out.print(table)
 
 
-def _read_detail(store: Store, job: Any) -> tuple[KeyState, list[KeyState]]:
+def _read_detail(store: Store, job: Any) -> tuple[Any, list[Any]]:
+    """The job's output and children, read completely (paged)."""
+    from gn_jobs_tui.core.outputs import KeyState, output_from_fields
+
     output = KeyState(store.keys.output(job.job_id))
     children = [KeyState(k) for k in job.children]
-    store.read_keys([output, *children])
+    store.read_all([output, *children])
+    if output.kind == "none":
+        output = output_from_fields(job) or output
     return output, children
 
 
 def _get(store: Store, job_id: str) -> Any:
-    job = store.get_job(job_id)
-    if job is None:
-        # Accept a short id: the first 8 characters.
-        matches = [j for page in store.iter_jobs() for j in page if j.job_id.startswith(job_id)]
-        if len(matches) == 1:
-            job = store.get_job(matches[0].job_id)
-        elif len(matches) > 1:
-            raise Failure(f"ambiguous job id {job_id!r}: {len(matches)} jobs match")
-    if job is None:
-        raise Failure(f"no such job: {job_id}")
-    return job
+    from gn_jobs_tui.core import lookup
+    from gn_jobs_tui.core.store import StoreError
+
+    try:
+        return lookup.find(store, job_id)
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
 
 
 @main.command()
@@ -230,6 +282,8 @@ def _get(store: Store, job_id: str) -> Any:
 @friendly
 def show(obj: Ctx, job_id: str, as_json: bool) -> None:
     """One job: its fields, children and the processor's view."""
+    from gn_jobs_tui.processors import for_type
+
     job = _get(obj.store, job_id)
     output, children = _read_detail(obj.store, job)
     proc = for_type(job.job_type)
@@ -241,6 +295,10 @@ def show(obj: Ctx, job_id: str, as_json: bool) -> None:
         data["output_lines"] = output.seen
         click.echo(json.dumps(data, indent=1))
         return
+    from rich.console import Console
+
+    from gn_jobs_tui.processors.base import Visible
+
     console = Console(soft_wrap=False)
     console.print(Visible(proc.job_view(job, output, children, time.time())))
     if output.kind != "none":
@@ -257,28 +315,41 @@ def show(obj: Ctx, job_id: str, as_json: bool) -> None:
 @friendly
 def logs(obj: Ctx, job_id: str, follow: bool, raw: bool) -> None:
     """Print a job's output; --follow keeps printing new lines."""
+    from gn_jobs_tui.core.outputs import KeyState, field_lines
+    from gn_jobs_tui.processors.base import entry_line, entry_text
+
     store = obj.store
     job = _get(store, job_id)
-    state = KeyState(store.keys.output(job.job_id))
-    printed = 0
+    state = KeyState(store.keys.output(job.job_id), sink=[])
+    fields_printed = 0
+    finishing = False
     while True:
-        store.read_keys([state])
-        new = state.seen - printed
-        for entry in list(state.tail)[-new:] if new > 0 else []:
-            click.echo(entry_text(entry) if raw else entry_line(entry).plain)
-        printed = state.seen
-        if not follow:
+        while True:  # a batch at a time: memory stays bounded however long the output
+            store.read_keys([state])
+            batch, state.sink = state.sink or [], []
+            for entry in batch:
+                click.echo(entry_text(entry) if raw else entry_line(entry).plain)
+            if len(batch) < 2000:
+                break
+        if state.kind == "none":
+            # Other producers keep output in the hash (`stdout`, `stderr`), growing in place.
+            lines = field_lines(job)
+            for entry in lines[fields_printed:]:
+                click.echo(entry_text(entry) if raw else entry_line(entry).plain)
+            fields_printed = max(fields_printed, len(lines))
+        if not follow or finishing:
             return
         current = store.get_job(job.job_id)
-        if current is None or current.is_terminal:
-            store.read_keys([state])
-            if state.seen == printed:
-                return
+        if current is None:
+            return
+        job = current
+        if current.is_terminal:
+            finishing = True  # one more pass for what was written as it ended
             continue
         time.sleep(0.3)
 
 
-def _act(obj: Ctx, job_id: str, fn: Callable[[Store, str], control.Outcome]) -> None:
+def _act(obj: Ctx, job_id: str, fn: Callable[[Store, str], Any]) -> None:
     job = _get(obj.store, job_id)
     outcome = fn(obj.store, job.job_id)
     click.echo(outcome.message)
@@ -292,6 +363,8 @@ def _act(obj: Ctx, job_id: str, fn: Callable[[Store, str], control.Outcome]) -> 
 @friendly
 def kill(obj: Ctx, job_id: str) -> None:
     """Ask a job's supervisor (on any host) to stop it."""
+    from gn_jobs_tui.core import control
+
     obj.refuse_if_read_only("kill")
     _act(obj, job_id, lambda s, j: control.kill(s, j, "cli"))
 
@@ -302,6 +375,8 @@ def kill(obj: Ctx, job_id: str) -> None:
 @friendly
 def retry(obj: Ctx, job_id: str) -> None:
     """Run a failed, killed or lost job again (one new job, however many retry)."""
+    from gn_jobs_tui.core import control
+
     obj.refuse_if_read_only("retry")
     _act(obj, job_id, lambda s, j: control.retry(s, obj.config, j))
 
@@ -310,6 +385,8 @@ def retry(obj: Ctx, job_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def types(as_json: bool) -> None:
     """The registered job types and their parameters."""
+    from gn_jobs_tui.core.jobtypes import registry
+
     reg = registry()
     if as_json:
         click.echo(json.dumps([t.to_dict() for t in reg.all()], indent=1))
@@ -350,14 +427,20 @@ def cleanup(obj: Ctx, older_than: str) -> None:
 @friendly
 def audit(obj: Ctx, count: int, as_json: bool) -> None:
     """Admin actions (launch, kill, retry, cleanup): who, what, when."""
+    from gn_jobs_tui.core.text import visible
+    from gn_jobs_tui.processors.base import fmt_time
+
     rows = obj.store.audit_log(count)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
     for r in rows:
-        when = fmt_time(float(r.get("at") or 0))
-        click.echo(f"{when}  {r.get('by_user')}@{r.get('by_host')}  {r.get('action'):8} "
-                   f"{r.get('job_id', '')[:8]}  {r.get('detail', '')}")
+        try:
+            when = fmt_time(float(r.get("at") or 0))
+        except ValueError:
+            when = "?"
+        click.echo(visible(f"{when}  {r.get('by_user')}@{r.get('by_host')}  {r.get('action'):8} "
+                           f"{r.get('job_id', '')[:8]}  {r.get('detail', '')}", newlines=False))
 
 
 @main.command()
@@ -377,28 +460,77 @@ def demo(obj: Ctx, no_console: bool) -> None:
         JobsApp(obj.config).run()
 
 
+@main.command()
+@pass_ctx
+@friendly
+def reindex(obj: Ctx) -> None:
+    """File every job in the id and status indexes (jobs written before they existed)."""
+    from gn_jobs_tui.core import lookup
+
+    obj.refuse_if_read_only("reindex")
+    click.echo(f"indexed {lookup.reindex(obj.store)} jobs")
+
+
 @main.group()
 def server() -> None:
-    """The embedded server (used when no --redis-url is named)."""
+    """The server: its health and capabilities; start/stop the embedded one."""
 
 
 @server.command("status")
 @click.option("--json", "as_json", is_flag=True)
+@pass_ctx
 @friendly
-def server_status(as_json: bool) -> None:
-    info = EmbeddedServer.default().status()
+def server_status(obj: Ctx, as_json: bool) -> None:
+    """Version, topology, what this user may do, and risks to the data (eviction, memory)."""
+    from gn_jobs_tui.core.server import EmbeddedServer
+
+    info: dict[str, Any] = {}
+    if obj._url is None and not __import__("os").environ.get(ENV_URL):
+        info.update(EmbeddedServer.default().status())
+        if not info["running"]:
+            for k, v in info.items():
+                click.echo(f"{k}: {v}")
+            sys.exit(1)
+    store = obj.store
+    caps = store.caps
+    try:
+        scripting = _probe_scripts(store)
+    except Exception:  # noqa: BLE001 - a probe: any refusal means "no scripts"
+        scripting = False
+    caps.scripting = caps.scripting and scripting
+    info.update(server=obj.config.display_url, version=caps.label,
+                topology="cluster" if caps.cluster else store.target.kind if store.target else "",
+                maxmemory=caps.maxmemory, maxmemory_policy=caps.policy or "unknown",
+                used_memory=caps.used_memory, warnings=caps.warnings(),
+                degradations=caps.degradations())
     if as_json:
         click.echo(json.dumps(info, indent=1))
         return
     for k, v in info.items():
+        if isinstance(v, list):
+            v = "; ".join(v) or "none"
         click.echo(f"{k}: {v}")
-    if not info["running"]:
-        sys.exit(1)
+
+
+def _probe_scripts(store: Store) -> bool:
+    """Can this user run our read scripts? (A tiny read-only script, run once.)"""
+    import redis
+
+    from gn_jobs_tui.core.scripts import ReadScript
+
+    try:
+        ReadScript("return 1")(store.r, [], [], ro=store.caps.eval_ro)
+    except redis.ResponseError:
+        return False
+    return True
 
 
 @server.command("stop")
 @friendly
 def server_stop() -> None:
+    """Stop the embedded server (jobs running on it lose their server)."""
+    from gn_jobs_tui.core.server import EmbeddedServer
+
     if EmbeddedServer.default().stop():
         click.echo("embedded server stopped")
     else:
@@ -408,4 +540,7 @@ def server_stop() -> None:
 @server.command("start")
 @friendly
 def server_start() -> None:
+    """Start the embedded server (every command does this when it needs to)."""
+    from gn_jobs_tui.core.server import EmbeddedServer
+
     click.echo(EmbeddedServer.default().ensure())

@@ -48,3 +48,63 @@ def pids_from_output(store: Store, job_id: str) -> list[int]:
         if line.startswith("{"):
             out.append(json.loads(line)["pid"])
     return out
+
+
+class TcpProxy:
+    """A TCP port in front of a server's unix socket (the embedded server has no port).
+
+    Lets tests use redis:// and rediss:// URLs, and see what a client does when
+    the other end speaks plain Redis. `close()` stops it and every connection.
+    """
+
+    def __init__(self, unix_path: str) -> None:
+        import socket
+        import threading
+
+        self.unix_path = unix_path
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.unix_path)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass  # the other side closed: the pair is done
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                continue

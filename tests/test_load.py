@@ -65,37 +65,114 @@ def test_chatty_jobs_with_a_console_lose_no_line_and_keep_their_heartbeats(
     ids = asyncio.run(go())
     assert lapses == 0
     for job_id in ids:
-        (_, tip), = store.r.xrevrange(store.keys.output(job_id), count=1)  # last line number
-        assert int(tip[b"n"]) == lines
-        got = [f[b"line"].decode() for _, f in store.r.xrange(store.keys.output(job_id))]
+        entries = store.r.xrange(store.keys.output(job_id))
+        assert [int(f[b"n"]) for _, f in entries] == list(range(1, lines + 1))
+        got = [f[b"line"].decode() for _, f in entries]
         assert got == [f"line {i}" for i in range(lines)]
+
+
+def all_calls(client: redis.Redis) -> int:
+    """Every command the server ran, those inside scripts included (any Redis version)."""
+    return sum(int(v["calls"]) for k, v in client.info("commandstats").items()
+               if k != "cmdstat_info")
+
+
+def running_ours(store: Store, n: int, start: int = 0) -> None:
+    """N of our running jobs with live heartbeats, as supervisors keep them."""
+    with store.r.pipeline(transaction=False) as pipe:
+        for i in range(start, start + n):
+            job_id = f"{i:032x}"
+            f = job_fields(job_id, "sleep", "ops", ["true"], {}, created=1e9 + i)
+            f.update(status="running", heartbeat="2", supervisor=f"h:{i}:1")
+            pipe.hset(store.keys.job(job_id), mapping=f)
+            pipe.zadd(store.keys.jobs_index, {job_id: 1e9 + i})
+            pipe.zadd(store.keys.user_jobs("ops"), {job_id: 1e9 + i})
+            pipe.set(store.keys.heartbeat(job_id), "x", ex=600)
+            pipe.zadd(store.keys.heartbeats, {job_id: time.time() + 600})
+        pipe.execute()
+
+
+def test_commands_per_poll_do_not_grow_with_running_jobs(tmp_path) -> None:
+    """10 running jobs or 2,000: the same server commands per poll (scripts' insides counted)."""
+    from gn_jobs_tui.core.server import EmbeddedServer
+
+    srv = EmbeddedServer(tmp_path / "s")
+    srv.ensure()
+    try:
+        store = Store.from_url(srv.url, "poll")
+        client = srv.client()
+
+        async def per_poll() -> float:
+            feed = Feed(Config(srv.url, "poll"), lambda m: None)
+            await feed.store.detect()
+            await feed.load()
+            await feed.poll_once()  # the first poll sees what the load saw
+            before = all_calls(client)
+            for _ in range(5):
+                await feed.poll_once()
+            spent = all_calls(client) - before - 5  # INFO itself is not counted; 5 calls of it
+            await feed.aclose()
+            return spent / 5
+
+        running_ours(store, 10)
+        few = asyncio.run(per_poll())
+        running_ours(store, 1990, start=10)
+        many = asyncio.run(per_poll())
+        assert many == few, (few, many)
+    finally:
+        srv.stop()
 
 
 def test_polling_cost_follows_active_jobs_not_stored_jobs(server, prefix: str) -> None:
     small, big = Store.from_url(server.url, prefix + "s"), Store.from_url(server.url, prefix + "b")
     seed(small, 500, active=20)
     seed(big, 10_000, active=20)
-    client = redis.Redis(unix_socket_path=str(server.socket))
-
-    def console_calls() -> int:
-        return sum(int(c["tot-cmds"]) for c in client.client_list()
-                   if c.get("name") == "gn-jobs-console")
 
     async def cost(store: Store) -> int:
         """Commands 20 consoles' feeds send for 5 polls each (loading excluded)."""
         feeds = [Feed(Config(server.url, store.prefix), lambda m: None) for _ in range(20)]
         for feed in feeds:
+            await feed.store.detect()
             await feed.load()
-        before = console_calls()
+        sent = {"n": 0}
+        for feed in feeds:
+            count_commands(feed.store.r, sent)
         for _ in range(5):
             for feed in feeds:
                 await feed.poll_once()
-        spent = console_calls() - before
         for feed in feeds:
             await feed.aclose()
-        return spent
+        return sent["n"]
 
     spent_small = asyncio.run(cost(small))
     spent_big = asyncio.run(cost(big))
     # 20x the stored jobs, same active jobs: about the same cost (SCAN slices aside).
     assert spent_big < 1.5 * spent_small, (spent_small, spent_big)
+
+
+def count_commands(client, sent: dict[str, int]) -> None:
+    """Count every command a redis.asyncio client sends, pipelines included (client side)."""
+    import redis.asyncio.client as aio
+
+    real_execute = client.execute_command
+
+    async def execute(*args, **kwargs):
+        sent["n"] += 1
+        return await real_execute(*args, **kwargs)
+
+    client.execute_command = execute
+    real_pipeline = client.pipeline
+
+    def pipeline(*args, **kwargs):
+        pipe = real_pipeline(*args, **kwargs)
+        real_exec = pipe.execute
+
+        async def run(*a, **kw):
+            sent["n"] += len(pipe.command_stack)
+            return await real_exec(*a, **kw)
+
+        pipe.execute = run
+        return pipe
+
+    client.pipeline = pipeline
+    assert aio  # the class we instrument

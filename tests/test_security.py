@@ -39,9 +39,11 @@ def reader(server: EmbeddedServer, prefix: str):
     """An ACL user that may only read (and subscribe): writes are refused by Redis."""
     name, password = f"reader{uuid.uuid4().hex[:6]}", "Rd-" + uuid.uuid4().hex
     admin = server.client()
-    admin.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}", "~*", "&*",
-                          "+@read", "+@connection", "+subscribe", "+psubscribe", "+unsubscribe",
-                          "+punsubscribe", "+evalsha_ro", "+eval_ro")
+    probe = Store(admin, "probe")
+    scripts = ("+evalsha_ro", "+eval_ro") if probe.detect().eval_ro else ("+evalsha", "+eval")
+    admin.execute_command("ACL", "SETUSER", name, "reset", "resetchannels", "on", f">{password}",
+                          "~*", "&*", "+@read", "+@connection", "+subscribe", "+psubscribe",
+                          "+unsubscribe", "+punsubscribe", *scripts)
     admin.execute_command("ACL", "LOG", "RESET")
     yield user_url(server, name, password), password
     admin.execute_command("ACL", "DELUSER", name)
@@ -73,7 +75,9 @@ def test_read_only_works_with_a_read_only_acl_user(reader, server: EmbeddedServe
 
     asyncio.run(console())
     denied = server.client().execute_command("ACL", "LOG")
-    assert denied == [], denied  # not one command was refused: none that writes was tried
+    # Nothing that writes was tried; the one refusal allowed is the INFO capability
+    # probe (its answer: "memory unknown" instead of eviction warnings).
+    assert {e[b"object"] for e in denied} <= {b"info"}, denied
     # Without --read-only, a write is refused by Redis and reported in one line.
     r = gn(url, config.prefix, "kill", job_id)
     assert r.returncode == 1 and "Traceback" not in r.stderr

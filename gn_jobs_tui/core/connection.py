@@ -44,8 +44,8 @@ class UrlError(ValueError):
 class Target:
     """A parsed server URL: what to connect to, and how."""
 
-    url: str
-    kind: str  # single | sentinel | cluster
+    url: str = field(repr=False)
+    kind: str = "single"  # single | sentinel | cluster
     tls: bool = False
     hosts: tuple[tuple[str, int], ...] = ()
     path: str | None = None  # unix socket
@@ -203,19 +203,27 @@ class Caps:
     policy: str = ""
     used_memory: int = 0
     info_allowed: bool = True
+    #: What trying taught us when INFO was not allowed (None: go by the version).
+    learnt: dict[str, bool] = field(default_factory=dict)
 
     def _at_least(self, version: tuple[int, int]) -> bool:
         return self.name == "valkey" or self.version[:2] >= version
 
+    def _has(self, name: str, version: tuple[int, int]) -> bool:
+        if name in self.learnt:
+            return self.learnt[name]
+        # Version unknown (no INFO): assume a current server, learn from a refusal.
+        return self._at_least(version) or not self.info_allowed
+
     @property
     def eval_ro(self) -> bool:
         """EVAL_RO / EVALSHA_RO (Redis 7.0)."""
-        return self._at_least((7, 0))
+        return self._has("eval_ro", (7, 0))
 
     @property
     def zmscore(self) -> bool:
         """ZMSCORE (Redis 6.2)."""
-        return self._at_least((6, 2))
+        return self._has("zmscore", (6, 2))
 
     @property
     def exclusive_ranges(self) -> bool:
@@ -224,6 +232,8 @@ class Caps:
 
     @property
     def label(self) -> str:
+        if not self.info_allowed:
+            return f"{self.name.capitalize()} (version not readable: INFO not allowed)"
         return f"{self.name.capitalize()} {'.'.join(map(str, self.version))}"
 
     @property
@@ -272,19 +282,6 @@ def _version(text: str) -> tuple[int, int, int]:
     return parts[0], parts[1], parts[2]
 
 
-def caps_from_hello(reply: Any, caps: Caps | None = None) -> Caps:
-    """Fold a `HELLO 2` reply (flat list or dict) into capabilities."""
-    caps = caps or Caps()
-    if isinstance(reply, list):
-        reply = dict(zip(reply[::2], reply[1::2], strict=False))
-    data = {_text(k): v for k, v in (reply or {}).items()}
-    caps.name = _text(data.get("server", caps.name)).lower() or "redis"
-    if "version" in data:
-        caps.version = _version(_text(data["version"]))
-    caps.cluster = _text(data.get("mode", "")) == "cluster"
-    return caps
-
-
 def caps_from_info(info: dict[str, Any], caps: Caps | None = None) -> Caps:
     """Fold INFO (server, memory, cluster sections, parsed by redis-py) into capabilities."""
     caps = caps or Caps()
@@ -311,9 +308,16 @@ def check_version(caps: Caps, target: Target) -> None:
 
 
 def _common(target: Target, timeout: float, name: str) -> dict[str, Any]:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     kw: dict[str, Any] = {"username": target.username, "password": target.password,
                           "socket_timeout": timeout, "socket_connect_timeout": timeout,
                           "client_name": name}
+    if target.kind != "cluster":
+        # Our loops decide what a failure means (the CLI fails in one line at once,
+        # the console and supervisors back off): no silent retries underneath.
+        kw["retry"] = Retry(NoBackoff(), 0)
     if target.tls:
         kw["ssl"] = True
         for opt in ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
@@ -397,19 +401,20 @@ def describe_error(exc: BaseException, target: Target | None = None) -> str:
     elif isinstance(exc, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low \
             or "auth" in low and "required" in low:
         msg = f"{where} refused the user name or password"
+    elif isinstance(exc, redis.TimeoutError) and target is not None and target.tls:
+        msg = f"no TLS handshake with {where} in time (a plain port? use redis:// for it)"
     elif isinstance(exc, redis.TimeoutError):
         msg = f"no answer from {where} in time (is it paused or overloaded?)"
     elif "ssl" in low or "tls" in low or "wrong version number" in low:
         msg = f"TLS failed with {where}: {text} (rediss:// for a TLS port, redis:// for a plain one)"
     elif isinstance(exc, redis.BusyLoadingError):
         msg = f"{where} is loading its data set; try again shortly"
-    elif isinstance(exc, (redis.ConnectionError, OSError)) and (
-            "protocol" in low or "http" in low or "invalid response" in low
-            or "closed by server" in low and "http" in low):
+    elif isinstance(exc, redis.InvalidResponse) or isinstance(exc, (redis.ConnectionError, OSError)) \
+            and ("protocol" in low or "invalid response" in low):
         msg = f"{where} does not speak the Redis protocol (an HTTP server? a TLS port?)"
     elif isinstance(exc, (redis.ConnectionError, OSError)):
         msg = f"cannot reach {where}: {text}"
-    elif isinstance(exc, redis.ResponseError) and text.startswith("NOPERM"):
+    elif isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
         msg = f"{where} refused: {text} (the ACL user lacks a permission)"
     elif isinstance(exc, redis.ResponseError):
         msg = f"{where} refused: {text}"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gn_jobs_tui.core import dialects
+
 DEFAULT_PREFIX = "gn-uploader"
 
 #: Statuses this project writes.
@@ -19,8 +21,8 @@ QUEUED, RUNNING, COMPLETED, FAILED, KILLED, LOST = (
     "killed",
     "lost",
 )
-#: Statuses other producers write, read as ours.
-STATUS_ALIASES = {"pending": QUEUED, "success": COMPLETED, "error": FAILED, "aborted": KILLED}
+#: Statuses other producers write, read as ours (the table lives in `dialects`).
+STATUS_ALIASES = dialects.STATUS_ALIASES
 TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, KILLED, LOST})
 #: Every status this project writes, each with its own status index.
 OUR_STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, KILLED, LOST)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from gn_jobs_tui.core import dialects
 from gn_jobs_tui.core.keys import (
     RUNNING,
     STATUS_ALIASES,
@@ -43,6 +44,8 @@ TABLE_FIELDS = (
     "retried_by",
     "kill_requested",
 )
+#: What the listing fetches: our table fields, then every dialect's aliases.
+LIST_FIELDS = (*TABLE_FIELDS, *dialects.ALIAS_SOURCES)
 MAX_TEXT = 100_000
 MISSING = "job hash is missing or empty"
 EMPTY_EXTRA: Mapping[str, str] = MappingProxyType({})
@@ -122,6 +125,8 @@ class Job:
     status: str = "unknown"
     raw_status: str | None = None
     command: list[str] | None = None
+    #: A command written as one shell-quoted string (other producers): shown as it is.
+    command_text: str | None = None
     created: float | None = None
     params: dict[str, Any] | None = None
     started: float | None = None
@@ -176,6 +181,14 @@ class Job:
         """Listed in an index, but its hash is gone (deleted or expired)."""
         return self.damage == (MISSING,)
 
+    @property
+    def command_display(self) -> str:
+        if self.command is not None:
+            import shlex
+
+            return shlex.join(self.command)
+        return self.command_text or ""
+
     def elapsed(self, now: float) -> float | None:
         if self.started is None:
             return None
@@ -217,17 +230,42 @@ _KNOWN = {
 }
 
 
+def _command(text: str | None, damage: list[str]) -> tuple[list[str] | None, str | None]:
+    """A JSON list of argv strings (ours), else a shell-quoted string (other producers)."""
+    if text is None or text == "":
+        return None, None
+    if text.lstrip().startswith("["):
+        value = _json(text, damage, "command", list)
+        return ([str(c) for c in value] if value is not None else None), None
+    return None, text
+
+
+def _children(text: str | None, damage: list[str]) -> list[str]:
+    """A JSON list of key names (ours), else a comma- or space-separated string."""
+    if text is None or text.strip() == "":
+        return []
+    if text.lstrip().startswith("["):
+        value = _json(text, damage, "children", list) or []
+        if not all(isinstance(c, str) for c in value):
+            damage.append("children: not all names are strings")
+        return [str(c) for c in value]
+    return dialects.split_children(text) or []
+
+
 def parse_job(
     job_id: str,
     raw: Mapping[Any, Any] | None,
     *,
     heartbeat_alive: bool | None = None,
     partial: bool = False,
+    user_hint: str | None = None,
 ) -> Job:
     """Build a Job from a hash's fields (bytes or str keys and values).
 
-    `partial` is for the table listing, which fetches only TABLE_FIELDS: then a
-    field absent from the listing is not counted as missing.
+    Other producers' field names and words are read through `dialects`.
+    `partial` is for the table listing, which fetches only some fields: then a
+    field absent from the listing is not counted as missing. `user_hint` is the
+    user whose index listed the job, for producers that write no user field.
     """
     damage: list[str] = []
     if raw is None or len(raw) == 0:
@@ -240,9 +278,16 @@ def parse_job(
         if v is None:
             continue
         fields[name] = to_text(v, damage, name) or ""
+    foreign = not dialects.DIALECT_MARKERS.isdisjoint(fields)
+    fields = dialects.canonical(fields)
+    if user_hint and not fields.get("user_id"):
+        fields["user_id"] = user_hint
     for name in REQUIRED_FIELDS:
-        if name not in fields and not (partial and name == "command"):
-            damage.append(f"{name}: missing")
+        if name in fields or (partial and name == "command"):
+            continue
+        if foreign and name in dialects.OPTIONAL_IN_DIALECTS:
+            continue
+        damage.append(f"{name}: missing")
 
     stored_id = fields.get("job_id")
     if stored_id and stored_id != job_id:
@@ -252,13 +297,8 @@ def parse_job(
     if progress is not None and not 0 <= progress <= 100:
         damage.append("progress: outside 0..100")
         progress = min(100.0, max(0.0, progress))
-    children = _json(fields.get("children"), damage, "children", list) or []
-    if not all(isinstance(c, str) for c in children):
-        damage.append("children: not all names are strings")
-        children = [str(c) for c in children]
-    command = _json(fields.get("command"), damage, "command", list)
-    if command is not None:
-        command = [str(c) for c in command]
+    children = _children(fields.get("children"), damage)
+    command, command_text = _command(fields.get("command"), damage)
     # Types, users, statuses and hosts repeat across 100,000s of jobs: share one copy.
     return Job(
         job_id=job_id,
@@ -267,6 +307,7 @@ def parse_job(
         status=sys.intern(normalise_status(raw_status)),
         raw_status=raw_status,
         command=command,
+        command_text=command_text,
         created=_float(fields.get("created"), damage, "created"),
         params=_json(fields.get("params"), damage, "params", dict),
         started=_float(fields.get("started"), damage, "started"),
@@ -287,15 +328,18 @@ def parse_job(
         heartbeat_alive=heartbeat_alive,
         kill_requested=_float(fields.get("kill_requested"), damage, "kill_requested"),
         damage=tuple(damage),
-        extra={k: v for k, v in fields.items() if k not in _KNOWN} or EMPTY_EXTRA,
+        extra={k: v for k, v in fields.items() if k not in _KNOWN and k not in _ALIASED}
+        or EMPTY_EXTRA,
     )
 
 
-__all__ = ["Job", "parse_job", "parse_table_row", "normalise_status", "to_text", "TABLE_FIELDS"]
+__all__ = ["Job", "parse_job", "parse_table_row", "normalise_status", "to_text", "TABLE_FIELDS",
+           "LIST_FIELDS", "looks_like_a_job"]
 
 
-def parse_table_row(job_id: str, values: list[Any], heartbeat_alive: bool | None) -> Job:
-    """The table's fields (TABLE_FIELDS order) of a well-formed job, fast.
+def parse_table_row(job_id: str, values: list[Any], heartbeat_alive: bool | None,
+                    user_hint: str | None = None) -> Job:
+    """The listed fields (LIST_FIELDS order) of a well-formed job, fast.
 
     Listing 100,000 jobs spends most of its time here, so the common case
     skips the dict and the damage bookkeeping; anything unusual (bad UTF-8,
@@ -304,8 +348,10 @@ def parse_table_row(job_id: str, values: list[Any], heartbeat_alive: bool | None
     damage noted. A property test checks that both agree.
     """
     try:
+        if any(v is not None for v in values[_NT:]):
+            raise ValueError("another producer's dialect")
         (jid, jtype, user, status, created, started, finished, host, progress, message,
-         exit_code, error, errors, heartbeat, attempt, retry_of, retried_by, kill) = values
+         exit_code, error, errors, heartbeat, attempt, retry_of, retried_by, kill) = values[:_NT]
         status_text = status.decode()
         if status_text not in _OURS or jid.decode() != job_id or not jtype or not user:
             raise ValueError("unusual")
@@ -350,8 +396,23 @@ def parse_table_row(job_id: str, values: list[Any], heartbeat_alive: bool | None
             kill_requested=f_kill,
         )
     except (ValueError, TypeError, UnicodeDecodeError, AttributeError, OverflowError):
-        raw = {name: v for name, v in zip(TABLE_FIELDS, values, strict=False) if v is not None}
-        return parse_job(job_id, raw, heartbeat_alive=heartbeat_alive, partial=True)
+        raw = {name: v for name, v in zip(LIST_FIELDS, values, strict=False) if v is not None}
+        return parse_job(job_id, raw, heartbeat_alive=heartbeat_alive, partial=True,
+                         user_hint=user_hint)
 
 
 _OURS = frozenset({"queued", "running", "completed", "failed", "killed", "lost"})
+_NT = len(TABLE_FIELDS)
+_ALIASED = frozenset({*dialects.FIELD_ALIASES})
+
+
+def looks_like_a_job(job: Job) -> bool:
+    """A hash found by scanning is a job only if it carries some job field.
+
+    (gn2's `gn2:jobs:manager` is a hash with only `stderr`; other hashes under
+    `P:jobs:` with none of a job's fields are not listed as jobs.)
+    """
+    if job.job_id in dialects.NOT_JOBS:
+        return False
+    return job.raw_status is not None or job.job_type != "unknown" or job.command is not None \
+        or job.command_text is not None or job.created is not None

@@ -49,6 +49,9 @@ class KeyState:
     finish: Entry | None = None
     damaged: int = 0
     error: str | None = None
+    #: When set, every entry read is also appended here (for `logs`, which
+    #: prints all of them; the tail keeps only the last TAIL).
+    sink: list[Entry] | None = None
 
     @property
     def records(self) -> int:
@@ -98,6 +101,8 @@ def _scalar(v: Any) -> str:
 
 def _ingest(state: KeyState, entry: Entry) -> None:
     state.seen += 1
+    if state.sink is not None:
+        state.sink.append(entry)
     if entry.damaged:
         state.damaged += 1
     kind = entry.fields.get("kind", "line" if "line" in entry.fields else "item")
@@ -136,6 +141,7 @@ def apply_chunk(state: KeyState, row: Any) -> None:
     if kind != state.kind and state.kind != "none":
         # The key changed type (deleted and rewritten): start over.
         fresh = KeyState(state.key)
+        fresh.sink = state.sink
         state.__dict__.update(fresh.__dict__)
     state.kind, state.length = kind, length
     if kind == "stream":
@@ -156,7 +162,7 @@ def apply_chunk(state: KeyState, row: Any) -> None:
         state.cursor = str(start + len(payload))
     elif kind in ("string", "hash"):
         # Whole-value types: replace, don't accumulate.
-        fresh = KeyState(state.key, kind=kind, length=length)
+        fresh = KeyState(state.key, kind=kind, length=length, sink=state.sink)
         entry = _entry_from_text(payload[0]) if kind == "string" and payload else None
         if kind == "hash":
             entry = Entry(_pairs(payload))
@@ -170,3 +176,34 @@ def apply_chunk(state: KeyState, row: Any) -> None:
 def read_args(states: list[KeyState]) -> tuple[list[str], list[str]]:
     """KEYS and ARGV for the READ_KEYS script."""
     return [s.key for s in states], [s.cursor for s in states] + [str(READ_BATCH)]
+
+
+def more_to_read(states: list[KeyState], before: list[int]) -> bool:
+    """After one read: did any stream or list return a full batch (so more may follow)?"""
+    return any(s.kind in ("stream", "list") and s.seen - b >= READ_BATCH
+               for s, b in zip(states, before, strict=False))
+
+
+def field_lines(job: Any) -> list[Entry]:
+    """Output that other producers keep in hash fields (`stdout`, `stderr`), as entries.
+
+    gn-uploader and GeneNetwork2 write a job's output into its hash; `stdout`
+    grows in place while it runs, so this is rebuilt from each fresh read.
+    """
+    from gn_jobs_tui.core.dialects import OUTPUT_FIELDS
+
+    extra = getattr(job, "extra", {}) or {}
+    return [Entry({"stream": stream, "line": line}) for name, stream in OUTPUT_FIELDS
+            for line in (extra.get(name) or "").splitlines()]
+
+
+def output_from_fields(job: Any) -> KeyState | None:
+    """`field_lines` as a KeyState, for processors that draw an output pane."""
+    lines = field_lines(job)
+    if not lines:
+        return None
+    state = KeyState(f"{job.job_id}:fields", kind="fields")
+    for entry in lines:
+        _ingest(state, entry)
+    state.length = state.seen
+    return state

@@ -8,8 +8,10 @@ damaged key (wrong type) from failing the whole call.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gn_jobs_tui.core.keys import STATUS_ALIASES, TERMINAL_STATUSES
-from gn_jobs_tui.core.model import TABLE_FIELDS
+from gn_jobs_tui.core.model import LIST_FIELDS
 
 _TERMINAL_WORDS = sorted(
     set(TERMINAL_STATUSES) | {k for k, v in STATUS_ALIASES.items() if v in TERMINAL_STATUSES}
@@ -79,7 +81,7 @@ for i = 1, #out, stride do
   end
 end
 return out
-""".replace("CREATED_POS", str(TABLE_FIELDS.index("created") + 1))
+""".replace("CREATED_POS", str(LIST_FIELDS.index("created") + 1))
 )
 
 #: KEYS: keys to read; ARGV: per key, a cursor (stream id or list index), then max items.
@@ -93,9 +95,19 @@ for i = 1, #KEYS do
   local t = redis.call('TYPE', key)['ok']
   local row
   if t == 'stream' then
-    local start = '-'
-    if cur ~= '' and cur ~= '0' then start = '(' .. cur end
-    local entries = redis.pcall('XRANGE', key, start, '+', 'COUNT', maxn)
+    -- Inclusive start and drop the cursor's own entry: exclusive '(' ranges
+    -- need Redis 6.2, and this must run on 6.0 too.
+    local entries
+    if cur ~= '' and cur ~= '0' then
+      entries = redis.pcall('XRANGE', key, cur, '+', 'COUNT', maxn + 1)
+      if type(entries) == 'table' and entries[1] and entries[1][1] == cur then
+        table.remove(entries, 1)
+      elseif type(entries) == 'table' and #entries > maxn then
+        table.remove(entries)
+      end
+    else
+      entries = redis.pcall('XRANGE', key, '-', '+', 'COUNT', maxn)
+    end
     local info = redis.pcall('XLEN', key)
     row = {t, entries, info}
   elseif t == 'list' then
@@ -114,18 +126,21 @@ end
 return out
 """
 
-#: KEYS[1] job hash, KEYS[2] heartbeat key; ARGV[1] events channel, ARGV[2] event.
+#: KEYS[1] job hash; ARGV[1] events channel, ARGV[2] event. One key (Cluster-
+#: safe): the caller saw the heartbeat key gone just before; a supervisor that
+#: beats again in between sets its job back to `running` itself.
 MARK_LOST = r"""
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 if not redis.call('HGET', KEYS[1], 'heartbeat') then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'lost', 'message', 'supervisor stopped answering')
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1
 """
 
-#: KEYS[1] job hash, KEYS[2] kill key; ARGV: request json, now, control ch,
-#: control payload, events ch, event payload. -1 no job, 0 finished, 1 recorded.
+#: KEYS[1] job hash; ARGV: now, events ch, event payload. -1 no job, 0
+#: finished, 1 recorded. The durable request key is written by the caller
+#: first (one key per command: Cluster-safe); this marks the job and says
+#: whether the request stands.
 REQUEST_KILL = (
     "local terminal = "
     + _TERMINAL_LUA
@@ -133,13 +148,20 @@ REQUEST_KILL = (
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local st = redis.call('HGET', KEYS[1], 'status')
 if st and terminal[string.lower(st)] and st ~= 'lost' then return 0 end
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], 'kill_requested', ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+redis.call('HSET', KEYS[1], 'kill_requested', ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
 )
+
+#: Create a job hash only if it does not exist: KEYS[1] job hash, ARGV field/value
+#: pairs. 1 created, 0 it was there. With deterministic retry ids this makes a
+#: retry exactly-once without a transaction across keys.
+CREATE_IF_ABSENT = r"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
 
 #: Append a batch of output lines exactly once, even when the batch is sent
 #: again after a lost reply. KEYS[1] job hash, KEYS[2] stream; ARGV: first
@@ -244,10 +266,12 @@ FENCE_OK, FENCE_OTHER, FENCE_RETRIED, FENCE_GONE = 1, -1, -2, -3
 
 
 class ReadScript:
-    """A read-only script run with EVALSHA_RO (EVAL_RO the first time).
+    """A read-only script, by its SHA first and its source when the server lacks it.
 
-    Read-only scripts never need write permission, so the console works for a
-    Redis ACL user limited to reads, and `--read-only` sends no write command.
+    `ro=True` (Redis 7+, Valkey) runs it with EVALSHA_RO/EVAL_RO, which need no
+    write permission, so a Redis ACL user limited to reads can run it;
+    before Redis 7 it runs with EVALSHA/EVAL. A user refused scripting gets a
+    ResponseError (NOPERM) that the store answers with pipelined reads.
     """
 
     def __init__(self, source: str) -> None:
@@ -263,21 +287,23 @@ class ReadScript:
             self.__dict__["_sha"] = hashlib.sha1(self.source.encode()).hexdigest()  # noqa: S324
         return self.__dict__["_sha"]
 
-    def __call__(self, client: object, keys: list, args: list) -> object:
+    def __call__(self, client: Any, keys: list, args: list, *, ro: bool = True) -> Any:
         import redis
 
+        by_sha, by_source = ("evalsha_ro", "eval_ro") if ro else ("evalsha", "eval")
         try:
-            return client.evalsha_ro(self.sha, len(keys), *keys, *args)  # type: ignore[attr-defined]
+            return getattr(client, by_sha)(self.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
-            return client.eval_ro(self.source, len(keys), *keys, *args)  # type: ignore[attr-defined]
+            return getattr(client, by_source)(self.source, len(keys), *keys, *args)
 
-    async def acall(self, client: object, keys: list, args: list) -> object:
+    async def acall(self, client: Any, keys: list, args: list, *, ro: bool = True) -> Any:
         import redis
 
+        by_sha, by_source = ("evalsha_ro", "eval_ro") if ro else ("evalsha", "eval")
         try:
-            return await client.evalsha_ro(self.sha, len(keys), *keys, *args)  # type: ignore[attr-defined]
+            return await getattr(client, by_sha)(self.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
-            return await client.eval_ro(self.source, len(keys), *keys, *args)  # type: ignore[attr-defined]
+            return await getattr(client, by_source)(self.source, len(keys), *keys, *args)
 
 
 LIST_PAGE_RO = ReadScript(LIST_PAGE)

@@ -171,8 +171,8 @@ class Processor:
             rows.append(("progress", f"{job.progress:.0f}%"))
         if job.message:
             rows.append(("message", job.message))
-        if job.command:
-            rows.append(("command", " ".join(job.command)))
+        if job.command_display:
+            rows.append(("command", job.command_display))
         if job.params:
             rows.append(("params", ", ".join(f"{k}={v}" for k, v in job.params.items())))
         for name in ("retry_of", "retried_by"):
