@@ -37,6 +37,7 @@ FENCED = wire.script(scripts.FENCED_HSET)
 BATCH_LINES = 2000
 BATCH_BYTES = 1 << 20
 LINE_OVERHEAD = 64  # what a buffered line costs beyond its text, roughly
+RECENT_MAX = 1 << 20
 
 
 def _dump(obj: Any) -> str:
@@ -58,6 +59,10 @@ class OutputBuffer:
         self._spill: Any = None
         self._read_at = 0
         self.dropped = 0
+        # Lines already written, kept a while (RECENT_MAX bytes): a server that lost them
+        # (a failover, a restart without fsync) gets them again.
+        self.recent: deque[Line] = deque()
+        self.recent_bytes = 0
 
     @property
     def next_n(self) -> int:
@@ -125,12 +130,31 @@ class OutputBuffer:
             self.spill_bytes = 0
 
     def commit(self, count: int) -> None:
-        """The first `count` lines are written: forget them."""
+        """The first `count` lines are written: keep them only in the recent window."""
         with self.lock:
             for _ in range(min(count, len(self.mem))):
-                _, line = self.mem.popleft()
-                self.mem_bytes -= len(line) + LINE_OVERHEAD
+                item = self.mem.popleft()
+                self.mem_bytes -= len(item[1]) + LINE_OVERHEAD
                 self.head_n += 1
+                self.recent.append(item)
+                self.recent_bytes += len(item[1]) + LINE_OVERHEAD
+            while self.recent_bytes > RECENT_MAX:
+                self.recent_bytes -= len(self.recent.popleft()[1]) + LINE_OVERHEAD
+
+    def rewind(self, to_n: int) -> int:
+        """The server has lines before `to_n` only: put the written lines from `to_n` on back
+        to be written again, as far as the recent window reaches. Returns how many are gone
+        for good (older than the window)."""
+        with self.lock:
+            want = self.head_n - max(1, to_n)
+            back = min(want, len(self.recent))
+            for _ in range(back):
+                item = self.recent.pop()
+                self.recent_bytes -= len(item[1]) + LINE_OVERHEAD
+                self.mem.appendleft(item)
+                self.mem_bytes += len(item[1]) + LINE_OVERHEAD
+                self.head_n -= 1
+            return max(0, want - back)
 
     def drain(self) -> Iterator[Line]:
         """Every unwritten line in order (memory, then spill); for a spool record."""

@@ -70,7 +70,15 @@ end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return {1, st}
 """
-_CLAIM = wire.script(scripts.CLAIM)
+#: Claim a queued job (one key, so it runs on a Cluster too; the kill key is looked at
+#: next). KEYS[1] job hash; ARGV[1] claim identity. Returns 1 claimed, 0 not queued or taken.
+CLAIM = r"""
+local st = redis.call('HGET', KEYS[1], 'status')
+if st ~= 'queued' and st ~= 'pending' then return 0 end
+if redis.call('HSETNX', KEYS[1], 'supervisor', ARGV[1]) == 0 then return 0 end
+return 1
+"""
+_CLAIM = wire.script(CLAIM)
 _SUPERSEDE = wire.script(SUPERSEDE)
 
 
@@ -141,6 +149,7 @@ class Supervisor:
         self.refused = 0  # writes refused because the job hash was gone
         self.dropped_recorded = 0
         self.gap_logged = False
+        self.check_tip = False  # after a reconnect or failover: did the server keep our lines?
         self.clock_offset = 0.0
         self.clock_at = -1e9
         self.last_beat = -1e9
@@ -174,6 +183,7 @@ class Supervisor:
             # Nothing on this link can work now: drop it, back off, reconnect later.
             self.client.close()
             self._drop_sub()
+            self.check_tip = True
             if self.link_up:
                 log(f"redis unavailable ({what}: {exc}); the job runs on, output is kept")
             self.link_up = False
@@ -285,9 +295,32 @@ class Supervisor:
                 self._in_tb = False
                 self.last_traceback = "\n".join(self.traceback_lines[-40:])
 
+    def _check_tip(self) -> bool:
+        """After a reconnect or a failover: lines the server lost (a restart without fsync, a
+        primary that was replaced) are written again from the recent window."""
+        key = self.keys.output(self.job_id)
+        ok, tip = self._io(lambda: self.client.call("XREVRANGE", key, "+", "-", "COUNT", 1), "output tip")
+        if not ok:
+            return False
+        self.check_tip = False
+        last = 0
+        if tip:
+            fields = tip[0][1]
+            for i in range(0, len(fields) - 1, 2):
+                if fields[i] == b"n":
+                    last = int(fields[i + 1])
+        if last < self.buffer.head_n - 1:
+            missing = self.buffer.head_n - 1 - last
+            gone = self.buffer.rewind(last + 1)
+            log(f"the server lost {missing} output lines it had taken (n > {last}); "
+                f"writing them again" + (f", {gone} of them no longer held" if gone else ""))
+        return True
+
     def flush_output(self) -> bool:
         """Send one batch of output (exactly once, in order); True when nothing is left."""
         if time.monotonic() < self.write_retry_at:
+            return False
+        if self.check_tip and not self._check_tip():
             return False
         first_n, batch = self.buffer.peek()
         if not batch:
@@ -347,6 +380,12 @@ class Supervisor:
         fence, kill = replies
         if kill == 1:
             self.kill_requested = True
+        if self.target.kind == "sentinel":
+            ok, moved = self._io(self.client.verify_primary, "asking the sentinels")
+            if ok and moved:
+                log("the sentinels name a new primary: following it")
+                self.check_tip = True
+                return
         if isinstance(fence, wire.ReplyError) or not self._fence(fence, "heartbeat"):
             return
         ttl = int(self.heartbeat * 2000)
@@ -483,14 +522,18 @@ class Supervisor:
     def _run(self) -> int:
         deadline = time.monotonic() + self.give_up
         job_key = self.keys.job(self.job_id)
-        ok, claimed = self._wait_for(lambda: self.client.eval(
-            _CLAIM, [job_key, self.keys.kill_request(self.job_id)], [self.identity]), "claim", deadline)
+        ok, claimed = self._wait_for(lambda: self.client.eval(_CLAIM, [job_key], [self.identity]),
+                                     "claim", deadline)
         if not ok:
             log(f"gave up claiming job {self.job_id}: the server did not answer")
             return 1
         if claimed == 0:
             log(f"job {self.job_id} is not queued or already claimed; nothing to do")
             return 0
+        ok, killed = self._wait_for(lambda: self.client.call(
+            "EXISTS", self.keys.kill_request(self.job_id)), "kill request", deadline)
+        if ok and killed:
+            claimed = 2  # a kill was requested before it started
         ok, raw = self._wait_for(lambda: self.client.call("HGETALL", job_key), "read", deadline)
         if not ok:
             log(f"gave up reading job {self.job_id} after claiming it")
@@ -562,7 +605,7 @@ class Supervisor:
                 not any(t.is_alive() for t in readers) or now - drained_at > READER_DRAIN)
             if done:
                 break
-            if len(self.buffer) and (now - last_flush >= FLUSH_INTERVAL
+            if (len(self.buffer) or self.check_tip) and (now - last_flush >= FLUSH_INTERVAL
                                      or len(self.buffer) >= spool.BATCH_LINES):
                 self.flush_output()
                 last_flush = now
@@ -643,11 +686,13 @@ class Supervisor:
         self.refused += self.hash_gone  # known gone: the final write is refused too
         while not self.hash_gone:
             self._beat_if_due(time.monotonic())
-            if not (flush and len(self.buffer)) or self.flush_output():
+            if not (flush and (len(self.buffer) or self.check_tip)) or self.flush_output():
                 ok, reply = self._io(lambda: spool.write_final(self.client, self.keys, rec), "final state")
-                if ok and reply[0] == scripts.FENCE_OK:
+                if ok and reply[0] == scripts.FENCE_OK and self._final_kept():
                     log(f"job {self.job_id} {status} (exit code {rc})")
                     return
+                if ok and reply[0] == scripts.FENCE_OK:
+                    continue  # a failover took the write with it: again, on the new primary
                 if ok:
                     self._fence([reply[0], reply[1]], "final state")
                     self.refused += self.hash_gone
@@ -662,6 +707,19 @@ class Supervisor:
         path = spool.save(rec, self.buffer.drain())
         log(f"job {self.job_id} {status} (exit code {rc}); the server did not take it: "
             f"spooled to {path} ({len(self.buffer)} output lines, {self.refused} writes refused)")
+
+    def _final_kept(self) -> bool:
+        """Sentinel: the final state reached a replica and the primary did not move meanwhile
+        (a write taken by a primary that is then replaced is lost with it)."""
+        if self.target.kind != "sentinel":
+            return True
+        self._io(lambda: self.client.call("WAIT", 1, int(self.client.timeout * 1000)), "WAIT")
+        ok, moved = self._io(self.client.verify_primary, "asking the sentinels")
+        if ok and moved:
+            log("the primary moved while the final state was written: writing it again")
+            self.check_tip = True
+            return False
+        return True
 
     def _record_superseded(self, deadline: float) -> None:
         """Our copy was stopped because the job was retried: say so on the old job."""

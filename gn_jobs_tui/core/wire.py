@@ -333,6 +333,7 @@ class Client:
         self._conns: dict[Address, Conn] = {}
         self._primary: Address | None = None  # single server / sentinel primary
         self._slots: list[Address | None] = []  # cluster: slot -> node
+        self._sentinel: Conn | None = None  # the sentinel that answered last
 
     # -- where to send ------------------------------------------------------------------
     def _conn(self, address: Address) -> Conn:
@@ -353,26 +354,51 @@ class Client:
         return self._primary
 
     def _ask_sentinels(self) -> Address:
-        """The current primary, from the first sentinel that knows it."""
+        """The current primary, from the first sentinel that knows it (its connection is kept)."""
         password = self.target.option("sentinel_password")
         user = self.target.option("sentinel_username")
         last: Exception | None = None
-        for host, port in self.target.hosts:
-            stub = Target(url="", kind="single", tls=self.target.tls, hosts=((host, port),),
-                          username=user if password else None, password=password,
-                          options=self.target.options)
-            conn = Conn((host, port), stub, "", self.timeout)
+        hosts = list(self.target.hosts)
+        if self._sentinel is not None and self._sentinel.address in hosts:
+            hosts.remove(self._sentinel.address)  # type: ignore[arg-type]
+            hosts.insert(0, self._sentinel.address)  # type: ignore[arg-type] # last answerer first
+        for host, port in hosts:
+            conn = self._sentinel
+            if conn is None or conn.address != (host, port):
+                stub = Target(url="", kind="single", tls=self.target.tls, hosts=((host, port),),
+                              username=user if password else None, password=password,
+                              options=self.target.options)
+                conn = Conn((host, port), stub, "", self.timeout)
             try:
                 reply = conn.execute([("SENTINEL", "get-master-addr-by-name", self.target.service)])[0]
             except WireError as exc:
+                conn.close()
                 last = exc
                 continue
-            finally:
-                conn.close()
             if isinstance(reply, list) and len(reply) == 2:
+                if self._sentinel is not conn and self._sentinel is not None:
+                    self._sentinel.close()
+                self._sentinel = conn
                 return reply[0].decode(), int(reply[1])
+            conn.close()
             last = ReplyError(f"sentinel {host}:{port} does not know {self.target.service!r}")
         raise ConnectionLost(f"no sentinel named the primary: {last}")
+
+    def verify_primary(self) -> bool:
+        """Sentinel: ask again who the primary is; True when it moved (we follow it).
+
+        After a failover the old primary may take writes for a while before the
+        sentinels turn it into a replica (and its data is then replaced): asking
+        often keeps that window short. Other topologies: always False.
+        """
+        if self.target.kind != "sentinel" or self._primary is None:
+            return False
+        now = self._ask_sentinels()
+        if now == self._primary:
+            return False
+        self._forget(self._primary)
+        self._primary = now
+        return True
 
     def _forget(self, address: Address) -> None:
         conn = self._conns.pop(address, None)
@@ -490,6 +516,9 @@ class Client:
             conn.close()
         self._conns.clear()
         self._primary = None
+        if self._sentinel is not None:
+            self._sentinel.close()
+            self._sentinel = None
 
     def subscribe(self, channel: str) -> Subscription:
         return Subscription(self, channel)
