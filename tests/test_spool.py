@@ -36,6 +36,29 @@ def test_buffer_keeps_order_through_memory_and_spill_then_counts_drops(tmp_path:
     assert not path.exists()
 
 
+def test_lines_a_server_lost_are_put_back_from_the_recent_window(tmp_path: Path) -> None:
+    buf = spool.OutputBuffer(tmp_path / "z.spill")
+    for i in range(10):
+        buf.add("out", f"{i}")
+    first, batch = buf.peek()
+    buf.commit(len(batch))  # all 10 written...
+    buf.add("out", "10")
+    assert buf.rewind(7) == 0  # ...but the server kept only n <= 6
+    first, batch = buf.peek()
+    assert first == 7 and [line for _, line in batch] == ["6", "7", "8", "9", "10"]
+    buf.commit(len(batch))
+    spool.RECENT_MAX, saved = 3 * (2 + spool.LINE_OVERHEAD), spool.RECENT_MAX
+    try:
+        for i in range(11, 20):
+            buf.add("out", f"{i}")
+        buf.commit(len(buf.peek()[1]))
+        assert buf.rewind(1) == 17  # only the last 3 are still held: 17 are gone for good
+        assert buf.peek()[0] == 18
+    finally:
+        spool.RECENT_MAX = saved
+    buf.close()
+
+
 def test_buffer_drain_gives_memory_then_spill(tmp_path: Path) -> None:
     buf = spool.OutputBuffer(tmp_path / "y.spill", memory_max=3 * (2 + spool.LINE_OVERHEAD))
     for i in range(10):
