@@ -385,6 +385,7 @@ class Supervisor:
             if ok and moved:
                 log("the sentinels name a new primary: following it")
                 self.check_tip = True
+                self._drop_sub()  # notices are published on the new primary
                 return
         if isinstance(fence, wire.ReplyError) or not self._fence(fence, "heartbeat"):
             return
