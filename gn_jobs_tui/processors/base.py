@@ -157,7 +157,7 @@ class Processor:
             ("job", job.job_id),
             ("type", job.job_type),
             ("user", job.user_id),
-            ("status", Text(verdict.label, style=verdict.style)),
+            ("status", Text(visible(verdict.label), style=verdict.style)),
             ("attempt", str(job.attempt or 1)),
             ("created", fmt_time(job.created)),
             ("started", fmt_time(job.started)),
