@@ -60,11 +60,13 @@ class Ctx:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from gn_jobs_tui.core.spool import replay_pending
             from gn_jobs_tui.core.store import Store
 
             store = Store.from_url(self.config.url, self.config.prefix, self.read_only)
             store.detect()
             self._store = store
+            replay_pending(self.config.url, self.config.prefix, self.read_only)  # supervisors' spool
         return self._store
 
     def refuse_if_read_only(self, what: str) -> None:

@@ -275,10 +275,17 @@ class ReadScript:
     """
 
     def __init__(self, source: str) -> None:
-        import hashlib
-
         self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis's script id
+
+    @property
+    def sha(self) -> str:
+        # Computed when first used, not at import: hashlib loads OpenSSL (~4 MB),
+        # and the supervisor imports this module without ever calling a ReadScript.
+        if "_sha" not in self.__dict__:
+            import hashlib
+
+            self.__dict__["_sha"] = hashlib.sha1(self.source.encode()).hexdigest()  # noqa: S324
+        return self.__dict__["_sha"]
 
     def __call__(self, client: Any, keys: list, args: list, *, ro: bool = True) -> Any:
         import redis
