@@ -1,0 +1,123 @@
+"""The job table's columns: what each shows, how wide it wants to be, the layout.
+
+Widths follow content and the terminal: a column is as wide as its widest
+value (within its bounds), MESSAGE takes what is left; on a narrow terminal
+the columns with the highest `drop` rank drop out first (HOST, then the
+times), and ids are never cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from gn_jobs_tui.core.model import Job
+from gn_jobs_tui.processors import for_type
+from gn_jobs_tui.processors.base import fmt_duration
+from gn_jobs_tui.ui.timefmt import stamp
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    low: int  # narrowest useful width
+    high: int  # widest it grows to
+    drop: int = 0  # 0: never dropped; higher ranks drop out first on a narrow screen
+    flex: bool = False  # takes the room left over
+    timed: bool = False  # its text changes with the clock
+
+
+COLUMNS: dict[str, Column] = {c.key: c for c in (
+    Column("id", "ID", 8, 8),
+    Column("type", "TYPE", 4, 16, drop=3),
+    Column("user", "USER", 4, 16, drop=2),
+    Column("status", "STATUS", 6, 18),
+    Column("progress", "PROGRESS", 8, 8, drop=4),
+    Column("created", "CREATED", 7, 11, drop=6, timed=True),
+    Column("started", "STARTED", 7, 11, drop=7, timed=True),
+    Column("finished", "FINISHED", 8, 11, drop=5, timed=True),
+    Column("elapsed", "ELAPSED", 7, 7, drop=1, timed=True),
+    Column("host", "HOST", 4, 20, drop=8),
+    Column("message", "MESSAGE", 12, 10_000, flex=True),
+)}
+DEFAULT_COLUMNS = ("id", "type", "user", "status", "progress", "started", "elapsed", "host",
+                   "message")
+MARK_WIDTH = 1  # the mark column, before the others
+
+
+def natural_width(col: Column, values: list[str], relative: bool) -> int:
+    """How wide a column wants to be for these values (and its title)."""
+    if col.key in ("created", "started", "finished"):
+        want = 8 if relative else 11
+    elif values:
+        want = max(len(v) for v in values)
+    else:
+        want = col.low
+    return max(col.low, min(col.high, max(want, len(col.title))))
+
+
+def layout(cols: list[Column], natural: dict[str, int], width: int) -> list[tuple[Column, int]]:
+    """Widths for the columns that fit `width` (the mark column and separators included)."""
+    shown = list(cols)
+
+    def total(items: list[Column]) -> int:
+        return MARK_WIDTH + sum((c.low if c.flex else natural[c.key]) + 1 for c in items)
+
+    while total(shown) > width:
+        droppable = [c for c in shown if c.drop]
+        if not droppable:
+            break
+        shown.remove(max(droppable, key=lambda c: c.drop))
+    widths = {c.key: (c.low if c.flex else natural[c.key]) for c in shown}
+    spare = width - total(shown)
+    flex = [c for c in shown if c.flex]
+    if spare > 0 and shown:
+        widths[(flex[0] if flex else shown[-1]).key] += spare
+    elif spare < 0:
+        # Still too wide with nothing left to drop: narrow the widest columns, never the id.
+        for col in sorted(shown, key=lambda c: -widths[c.key]):
+            if col.key == "id" or spare >= 0:
+                continue
+            give = min(-spare, widths[col.key] - col.low)
+            widths[col.key] -= give
+            spare += give
+    return [(c, widths[c.key]) for c in shown]
+
+
+def progress_cell(progress: float | None) -> Text:
+    if progress is None:
+        return Text("")
+    filled = int(progress / 100 * 4 + 0.5)
+    return Text.assemble(("█" * filled, "green"), ("░" * (4 - filled), "grey42"),
+                         f"{progress:3.0f}%")
+
+
+def timed_text(job: Job, key: str, now: float, relative: bool) -> str:
+    """The text of a clock-dependent cell: compared tick to tick to redraw only changes."""
+    if key == "elapsed":
+        return fmt_duration(job.elapsed(now))
+    return stamp(getattr(job, key), now, relative)
+
+
+def cell(job: Job, key: str, now: float, relative: bool) -> Text:
+    if key == "id":
+        return Text(job.short_id)
+    if key == "type":
+        return Text(job.job_type)
+    if key == "user":
+        return Text(job.user_id)
+    if key == "status":
+        verdict = for_type(job.job_type).verdict(job)
+        status = Text(verdict.label, style=verdict.style)
+        return Text.assemble(("! ", "bold red"), status) if job.damage else status
+    if key == "progress":
+        return progress_cell(job.progress)
+    if key in ("created", "started", "finished", "elapsed"):
+        return Text(timed_text(job, key, now, relative))
+    if key == "host":
+        return Text(job.host or "")
+    if key == "message":
+        return Text(for_type(job.job_type).summary(job))
+    return Text("")
