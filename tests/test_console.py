@@ -92,7 +92,7 @@ def test_change_by_another_process_appears_without_a_key_press(config: Config,
             await until(pilot, lambda: job_id in app.index.jobs, what="load")
             Store.from_url(config.url, config.prefix).update(job_id, "status", status="failed",
                                                              message="boom from elsewhere")
-            await until(pilot, lambda: app.index.jobs[job_id].status == "failed", timeout=5,
+            await until(pilot, lambda: app.index.jobs[job_id].effective_status == "failed", timeout=5,
                         what="event to reach the table")
             assert app.index.jobs[job_id].message == "boom from elsewhere"
 
@@ -106,7 +106,7 @@ def test_kill_from_the_console_ends_a_real_process(config: Config, store: Store)
         app = JobsApp(config, poll_interval=1.0)
         async with app.run_test(size=(100, 30)) as pilot:
             await until(pilot, lambda: job_id in app.index.jobs and
-                        app.index.jobs[job_id].status == "running", what="running job")
+                        app.index.jobs[job_id].effective_status == "running", what="running job")
             proc = psutil.Process(store.get_job(job_id).pid)  # table rows carry no pid
             app.screen.table.select(job_id)
             await pilot.press("k")
@@ -136,7 +136,7 @@ def test_retry_creates_one_new_job_and_selects_it(config: Config, store: Store) 
             await until(pilot, lambda: app.screen.table.cursor_id not in (None, job_id),
                         what="new job selected")
             new_id = app.screen.table.cursor_id
-            assert app.index.jobs[new_id].retry_of == job_id
+            assert store.get_job(new_id).retry_of == job_id
             # Retrying it again is not offered: it says why and makes no second job.
             app.screen.table.select(job_id)
             await until(pilot, lambda: app.index.jobs[job_id].retried_by == new_id, what="link")
@@ -170,7 +170,7 @@ def test_selection_stays_on_the_same_job_while_others_change(config: Config,
                 other.create_job(job_fields(new_job_id(), "sleep", "z", ["true"], {},
                                             created=1_800_000_000 + i), audit=None)
             await until(pilot, lambda: len(app.index.jobs) == 65 and
-                        sum(j.status == "failed" for j in app.index.jobs.values()) == 29,
+                        sum(j.effective_status == "failed" for j in app.index.jobs.values()) == 29,
                         what="changes applied")
             assert table.cursor_id == target
             assert app.index.row(table.cursor_row).job_id == target

@@ -26,6 +26,7 @@ from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.redact import redact_text
 from gn_jobs_tui.core.store import Store
 from gn_jobs_tui.ui.messages import ActionDone, Found, Selected
+from gn_jobs_tui.ui.rows import Row
 from gn_jobs_tui.ui.screens.dialogs import AskScreen, ConfirmScreen
 from gn_jobs_tui.ui.screens.launcher import LauncherScreen, LaunchRequest
 from gn_jobs_tui.ui.timefmt import age_text, parse_age
@@ -33,6 +34,8 @@ from gn_jobs_tui.ui.timefmt import age_text, parse_age
 if TYPE_CHECKING:
     from gn_jobs_tui.ui.app import JobsApp
 
+#: A job as the actions see it: a table row, or the drill-down's full job.
+Target = Row | Job
 SAMPLE = 5
 #: Bulk retries start a supervisor each: this many at most per confirmation.
 RETRY_LIMIT = 500
@@ -43,7 +46,7 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
-def sample(jobs: list[Job]) -> str:
+def sample(jobs: list[Target]) -> str:
     """The first few jobs of a selection, one per line, and how many more."""
     lines = [f"  {j.short_id}  {j.job_type}  {j.user_id}  {j.effective_status}"
              for j in jobs[:SAMPLE]]
@@ -58,11 +61,11 @@ def show_command(job_id: str, prefix: str) -> str:
     return f"gn-jobs{extra} show {job_id}"
 
 
-def killable(job: Job) -> bool:
+def killable(job: Target) -> bool:
     return job.effective_status not in TERMINAL_STATUSES
 
 
-def retryable(job: Job) -> bool:
+def retryable(job: Target) -> bool:
     return job.effective_status in RETRYABLE_STATUSES and not job.retried_by
 
 
@@ -107,7 +110,8 @@ class Actions:
 
         def submitted(req: LaunchRequest | None) -> None:
             if req is not None:
-                self.app.run_worker(lambda: self._launch(req), thread=True, group="actions")
+                self.app.run_worker(lambda: self._launch(req), name="launch", thread=True,
+                                    group="actions")
 
         current = self.app.current_job()
         self.app.push_screen(LauncherScreen(registry(), current.job_type if current else None),
@@ -122,7 +126,7 @@ class Actions:
         self.post(ActionDone(f"launched {req.job_type} {job_id[:8]}", select=job_id))
 
     # -- kill and retry -----------------------------------------------------------
-    def ask_kill(self, jobs: list[Job], *, scope: str = "") -> None:
+    def ask_kill(self, jobs: list[Target], *, scope: str = "") -> None:
         if self.refuse_if_read_only("kill") or not jobs:
             return
         live = [j for j in jobs if killable(j)]
@@ -136,7 +140,7 @@ class Actions:
         self.app.push_screen(ConfirmScreen(f"Kill {plural(len(live), 'job')}", body, "Kill"),
                          lambda yes: self.run_admin("kill", live) if yes else None)
 
-    def ask_retry(self, jobs: list[Job], *, scope: str = "") -> None:
+    def ask_retry(self, jobs: list[Target], *, scope: str = "") -> None:
         if self.refuse_if_read_only("retry") or not jobs:
             return
         ok = [j for j in jobs if retryable(j)]
@@ -155,10 +159,10 @@ class Actions:
         self.app.push_screen(ConfirmScreen(f"Retry {plural(len(ok), 'job')}", body, "Retry"),
                          lambda yes: self.run_admin("retry", ok) if yes else None)
 
-    def run_admin(self, verb: str, jobs: list[Job]) -> None:
+    def run_admin(self, verb: str, jobs: list[Target]) -> None:
         self.app.run_worker(lambda: self._admin(verb, jobs), thread=True, group="actions")
 
-    def _admin(self, verb: str, jobs: list[Job]) -> None:
+    def _admin(self, verb: str, jobs: list[Target]) -> None:
         """Kill or retry each job through the core; one report for one job, a summary for many."""
         done, failed, last_note = 0, [], time.monotonic()
         select: str | None = None
@@ -205,7 +209,7 @@ class Actions:
         self.app.run_worker(lambda: self._pick(what, jobs, reverse), thread=True,
                             exclusive=True, group="select")
 
-    def _pick(self, what: str, jobs: list[Job], reverse: bool) -> None:
+    def _pick(self, what: str, jobs: list[Target], reverse: bool) -> None:
         if what == "cleanup":
             jobs = [j for j in jobs if j.effective_status in TERMINAL_STATUSES or j.is_missing]
         elif what == "kill":
@@ -273,7 +277,7 @@ class Actions:
         self.app.run_worker(lambda: self._pick("cleanup", older, True), thread=True,
                             exclusive=True, group="select")
 
-    def _ask_cleanup_of(self, doomed: list[Job]) -> None:
+    def _ask_cleanup_of(self, doomed: list[Target]) -> None:
         seconds = self._cleanup_age
         body = Text(f"Delete {plural(len(doomed), 'finished job')} created more than "
                     f"{age_text(seconds)} ago, with their output and child keys?\n\n")
@@ -326,7 +330,7 @@ class Actions:
             return
         self.app.reveal(ids[0])
 
-    def copy_job(self, job: Job | None, *, command: bool) -> None:
+    def copy_job(self, job: Target | None, *, command: bool) -> None:
         if job is None:
             self.notify("no job selected", severity="warning")
             return

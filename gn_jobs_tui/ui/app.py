@@ -24,7 +24,7 @@ from textual.screen import Screen
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.ui import ordering, settings
-from gn_jobs_tui.ui.actions import Actions
+from gn_jobs_tui.ui.actions import Actions, Target
 from gn_jobs_tui.ui.feed import Feed
 from gn_jobs_tui.ui.messages import (
     ActionDone,
@@ -41,6 +41,7 @@ from gn_jobs_tui.ui.messages import (
 from gn_jobs_tui.ui.model import JobIndex
 from gn_jobs_tui.ui.ordering import Build, Result
 from gn_jobs_tui.ui.query import Query
+from gn_jobs_tui.ui.rows import Row
 from gn_jobs_tui.ui.screens.detail import DetailScreen
 from gn_jobs_tui.ui.screens.dialogs import HelpScreen
 from gn_jobs_tui.ui.screens.main import MainScreen
@@ -126,7 +127,7 @@ class JobsApp(App[None]):
                 return screen
         return None
 
-    def current_job(self) -> Job | None:
+    def current_job(self) -> Row | None:
         main = self.main_screen()
         return main.table.current() if main is not None else None
 
@@ -204,7 +205,7 @@ class JobsApp(App[None]):
             self._redraw(changed + gone, before)
         self.sync_bars()
 
-    def _redraw(self, changed: list[Job], before: list[str]) -> None:
+    def _redraw(self, changed: list[Row], before: list[str]) -> None:
         main = self.main_screen()
         if main is not None:
             main.table.refresh_changed(changed, before)
@@ -303,12 +304,23 @@ class JobsApp(App[None]):
             if len(build.source) <= self.index.sync_limit:
                 self.index.finish(build, ordering.run(build))
                 continue
-            self.run_worker(partial(self._build_in_thread, build), thread=True, group="order")
+            # Described: Textual would otherwise describe it by repr() of its arguments,
+            # a million jobs long.
+            self.run_worker(partial(self._build_in_thread, build), name="order",
+                            description="sort/filter build", thread=True, group="order")
             return
 
     def _build_in_thread(self, build: Build) -> None:
-        result = ordering.run(build, PREVIEW_ROWS,
-                              lambda rows: self.post_message(OrderPreview(build, rows)))
+        # A full collection walks every list of a million jobs (tenths of a second,
+        # holding the GIL); the build makes garbage fast enough to set one off.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            result = ordering.run(build, PREVIEW_ROWS,
+                                  lambda rows: self.post_message(OrderPreview(build, rows)))
+        finally:
+            if enabled:
+                gc.enable()
         self.post_message(OrderBuilt(build, result))
 
     def on_order_preview(self, message: OrderPreview) -> None:
@@ -321,7 +333,11 @@ class JobsApp(App[None]):
     def on_order_built(self, message: OrderBuilt) -> None:
         build, result = message.build, message.result
         if isinstance(build, Build) and (result is None or isinstance(result, Result)):
-            self.index.finish(build, result)
+            if self.index.finish(build, result):
+                # The new lists live until the next sort: out of the collector's way, as
+                # the loaded jobs are (young cyclic garbage is collected first).
+                gc.collect(1)
+                gc.freeze()
         self._run_builds()
         main = self.main_screen()
         if main is not None:
@@ -365,10 +381,10 @@ class JobsApp(App[None]):
     def ask_launch(self) -> None:
         self.actions.ask_launch()
 
-    def ask_kill(self, jobs: list[Job]) -> None:
+    def ask_kill(self, jobs: list[Target]) -> None:
         self.actions.ask_kill(jobs)
 
-    def ask_retry(self, jobs: list[Job]) -> None:
+    def ask_retry(self, jobs: list[Target]) -> None:
         self.actions.ask_retry(jobs)
 
     def ask_goto(self) -> None:
@@ -380,7 +396,7 @@ class JobsApp(App[None]):
     def select_matching(self, what: str) -> None:
         self.actions.select_matching(what)
 
-    def copy_job(self, job: Job | None, *, command: bool) -> None:
+    def copy_job(self, job: Target | None, *, command: bool) -> None:
         self.actions.copy_job(job, command=command)
 
     def on_selected(self, message: Selected) -> None:

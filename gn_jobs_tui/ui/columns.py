@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 
-from gn_jobs_tui.core.model import Job
-from gn_jobs_tui.processors import for_type
+from gn_jobs_tui.core.text import visible
 from gn_jobs_tui.processors.base import fmt_duration
+from gn_jobs_tui.ui.rows import Row
 from gn_jobs_tui.ui.timefmt import stamp
 
 
@@ -86,38 +87,50 @@ def layout(cols: list[Column], natural: dict[str, int], width: int) -> list[tupl
     return [(c, widths[c.key]) for c in shown]
 
 
-def progress_cell(progress: float | None) -> Text:
+def fit(text: str, width: int) -> str:
+    """`text` cut (with an ellipsis) or padded to exactly `width` cells."""
+    if width <= 0:
+        return ""
+    if text.isascii():
+        return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"
+
+
+def progress_cell(progress: float | None) -> Text | str:
     if progress is None:
-        return Text("")
+        return ""
     filled = int(progress / 100 * 4 + 0.5)
     return Text.assemble(("█" * filled, "green"), ("░" * (4 - filled), "grey42"),
                          f"{progress:3.0f}%")
 
 
-def timed_text(job: Job, key: str, now: float, relative: bool) -> str:
+def timed_text(job: Row, key: str, now: float, relative: bool) -> str:
     """The text of a clock-dependent cell: compared tick to tick to redraw only changes."""
     if key == "elapsed":
         return fmt_duration(job.elapsed(now))
     return stamp(getattr(job, key), now, relative)
 
 
-def cell(job: Job, key: str, now: float, relative: bool) -> Text:
+def cell(job: Row, key: str, now: float, relative: bool) -> Text | str:
+    """One cell: plain text (drawn fast) or styled Text. Row text is shown, never obeyed."""
     if key == "id":
-        return Text(job.short_id)
+        return job.short_id
     if key == "type":
-        return Text(job.job_type)
+        return visible(job.job_type, newlines=False)
     if key == "user":
-        return Text(job.user_id)
+        return visible(job.user_id, newlines=False)
     if key == "status":
-        verdict = for_type(job.job_type).verdict(job)
-        status = Text(verdict.label, style=verdict.style)
+        verdict = job.verdict
+        status = Text(visible(verdict.label, newlines=False), style=verdict.style)
         return Text.assemble(("! ", "bold red"), status) if job.damage else status
     if key == "progress":
         return progress_cell(job.progress)
     if key in ("created", "started", "finished", "elapsed"):
-        return Text(timed_text(job, key, now, relative))
+        return timed_text(job, key, now, relative)
     if key == "host":
-        return Text(job.host or "")
+        return visible(job.host or "", newlines=False)
     if key == "message":
-        return Text(for_type(job.job_type).summary(job))
-    return Text("")
+        return visible(job.summary, newlines=False)
+    return ""

@@ -1,6 +1,6 @@
 """The console's in-memory index of jobs: keyed, sorted, filtered, counted.
 
-Three lists of the same Job objects, all ascending by a unique key (see
+Three lists of the same `Row`s (see `rows`), all ascending by a unique key (see
 `ordering`): `base` (every job, oldest first), `sorted_all` (every job in the
 view's sort; the same list as `base` when sorting by creation) and `order`
 (the jobs the filters let through; the same list as `sorted_all` with no
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.ui.ordering import Build, Key, Result, View, base_key
 from gn_jobs_tui.ui.query import Query
+from gn_jobs_tui.ui.rows import Row
 
 #: Below this many jobs a build runs at once on the UI thread (a few ms).
 SYNC_LIMIT = 30_000
@@ -45,14 +46,14 @@ def _deeper(a: str, b: str) -> str:
     return a if LEVELS.index(a) >= LEVELS.index(b) else b
 
 
-def _locate(jobs: list[Job], job: Job, key: Key) -> int:
+def _locate(jobs: list[Row], job: Row, key: Key) -> int:
     i = bisect_left(jobs, key(job), key=key)
     if i < len(jobs) and jobs[i].job_id == job.job_id:
         return i
     return -1
 
 
-def _move(jobs: list[Job], key: Key, old: Job | None, new: Job | None,
+def _move(jobs: list[Row], key: Key, old: Row | None, new: Row | None,
           old_in: bool = True, new_in: bool = True) -> None:
     """Put `new` where `old` was (in place if the key is the same), or drop/insert."""
     i = _locate(jobs, old, key) if old is not None and old_in else -1
@@ -82,16 +83,14 @@ class HostStat:
     def running(self) -> int:
         return self.statuses.get("running", 0)
 
-    def add(self, job: Job, sign: int) -> None:
-        status = job.effective_status
-        self.statuses[status] += sign
-        if job.status == "running":
-            if job.heartbeat is None or job.heartbeat_alive is None:
-                self.unknown += sign
-            elif job.heartbeat_alive:
-                self.alive += sign
-            else:
-                self.lapsed += sign
+    def add(self, job: Row, sign: int) -> None:
+        self.statuses[job.effective_status] += sign
+        if job.hb == "unknown":
+            self.unknown += sign
+        elif job.hb == "alive":
+            self.alive += sign
+        elif job.hb == "lapsed":
+            self.lapsed += sign
         if sign > 0:
             seen = max(job.started or 0.0, job.finished or 0.0, job.created or 0.0)
             if seen > self.last_seen:
@@ -103,13 +102,13 @@ class JobIndex:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self.jobs: dict[str, Job] = {}
-        self.base: list[Job] = []
-        self.sorted_all: list[Job] = self.base
-        self.order: list[Job] = self.base
+        self.jobs: dict[str, Row] = {}
+        self.base: list[Row] = []
+        self.sorted_all: list[Row] = self.base
+        self.order: list[Row] = self.base
         self.view = View()
         self.building: Build | None = None
-        self.preview: list[Job] | None = None
+        self.preview: list[Row] | None = None
         self.loading = False
         self.unsorted = 0  # jobs in `base` not yet placed in sorted_all/order (load)
         self.builds = 0  # builds started: tests and benchmarks count them
@@ -119,7 +118,8 @@ class JobIndex:
         self.user_counts: Counter[str] = Counter()
         self.type_counts: Counter[str] = Counter()
         self.hosts: dict[str, HostStat] = {}
-        self.recent: dict[str, Job] = {}
+        self.recent: dict[str, Row] = {}
+        self.distinct_version = 0  # bumped when users, types or hosts come or go
 
     # -- the view -------------------------------------------------------------
     @property
@@ -233,32 +233,38 @@ class JobIndex:
         return True
 
     # -- changes ----------------------------------------------------------------
-    def _count(self, job: Job, sign: int) -> None:
+    def _count(self, job: Row, sign: int) -> None:
         self.status_counts[job.effective_status] += sign
-        self.user_counts[job.user_id] += sign
-        self.type_counts[job.job_type] += sign
+        users, types = self.user_counts, self.type_counts
+        users[job.user_id] = n_user = users[job.user_id] + sign
+        types[job.job_type] = n_type = types[job.job_type] + sign
+        edge = 1 if sign > 0 else 0
+        if n_user == edge or n_type == edge:
+            self.distinct_version += 1  # a user or type appeared or went: widths may change
         if job.host:
             stat = self.hosts.get(job.host)
             if stat is None:
                 stat = self.hosts[job.host] = HostStat()
+                self.distinct_version += 1
             stat.add(job, sign)
 
-    def _note_recent(self, job: Job, horizon: float) -> None:
+    def _note_recent(self, job: Row, horizon: float) -> None:
         if max(job.created or 0.0, job.started or 0.0, job.finished or 0.0) >= horizon:
             self.recent[job.job_id] = job
         else:
             self.recent.pop(job.job_id, None)
 
-    def add_page(self, jobs: list[Job]) -> list[Job]:
-        """A page of the initial load (newest first). Returns the jobs that changed.
+    def add_page(self, page: list[Job]) -> list[Row]:
+        """A page of the initial load (newest first). Returns the rows that changed.
 
         New jobs go to the front of `base` in one step when they are older than
         everything held, as the listing sends them; with the default view they
         are then shown with no further work.
         """
-        fresh = [j for j in jobs if j.job_id not in self.jobs]
-        changed = self.upsert([j for j in jobs if j.job_id in self.jobs]) \
-            if len(fresh) != len(jobs) else []
+        known = self.jobs
+        fresh = [Row(j) for j in page if j.job_id not in known]
+        changed = self.upsert([j for j in page if j.job_id in known]) \
+            if len(fresh) != len(page) else []
         if not fresh:
             return changed
         horizon = self.clock() - RECENT
@@ -297,15 +303,16 @@ class JobIndex:
                 self.unsorted += len(fresh)
         return changed + fresh
 
-    def upsert(self, jobs: Iterable[Job]) -> list[Job]:
-        """Add or replace jobs; returns those that changed.
+    def upsert(self, jobs: Iterable[Job]) -> list[Row]:
+        """Add or replace jobs; returns the rows that changed.
 
-        A re-read job equal to the one held is not replaced: the table's row
-        cache (keyed on the object) then stays valid.
+        A re-read job whose row equals the one held is not replaced: the
+        table's line cache (keyed on the object) then stays valid.
         """
-        pairs: list[tuple[Job | None, Job | None]] = []
+        pairs: list[tuple[Row | None, Row | None]] = []
         horizon = self.clock() - RECENT
-        for job in jobs:
+        for full in jobs:
+            job = Row(full)
             old = self.jobs.get(job.job_id)
             if old is not None and old == job:
                 continue
@@ -319,8 +326,8 @@ class JobIndex:
             self._apply(pairs)
         return [new for _, new in pairs if new is not None]
 
-    def remove(self, ids: Iterable[str]) -> list[Job]:
-        pairs: list[tuple[Job | None, Job | None]] = []
+    def remove(self, ids: Iterable[str]) -> list[Row]:
+        pairs: list[tuple[Row | None, Row | None]] = []
         for job_id in ids:
             old = self.jobs.pop(job_id, None)
             if old is not None:
@@ -331,7 +338,7 @@ class JobIndex:
             self._apply(pairs)
         return [old for old, _ in pairs if old is not None]
 
-    def _apply(self, pairs: list[tuple[Job | None, Job | None]]) -> None:
+    def _apply(self, pairs: list[tuple[Row | None, Row | None]]) -> None:
         """Bring every list up to date with these changes, or leave it to a build."""
         size = max(1, len(self.base))
         building = self.building
@@ -388,19 +395,20 @@ class JobIndex:
         self.type_counts.clear()
         self.hosts.clear()
         self.recent.clear()
+        self.distinct_version += 1
 
     # -- reading ------------------------------------------------------------------
     def __len__(self) -> int:
         """Rows of the table (the preview's while a build has only shown one)."""
         return len(self.preview) if self.preview is not None else len(self.order)
 
-    def row(self, i: int) -> Job:
+    def row(self, i: int) -> Row:
         if self.preview is not None:
             return self.preview[i]
         order = self.order
         return order[len(order) - 1 - i] if self.view.reverse else order[i]
 
-    def rows(self, start: int, stop: int) -> list[Job]:
+    def rows(self, start: int, stop: int) -> list[Row]:
         return [self.row(i) for i in range(max(0, start), min(len(self), stop))]
 
     def row_of(self, job_id: str) -> int | None:
@@ -430,7 +438,7 @@ class JobIndex:
     def users(self) -> list[tuple[str, int]]:
         return sorted((u, n) for u, n in self.user_counts.items() if n > 0)
 
-    def recent_jobs(self, horizon: float) -> list[Job]:
+    def recent_jobs(self, horizon: float) -> list[Row]:
         """Jobs with activity since `horizon` (for Pulse); older ones are forgotten here."""
         old = [i for i, j in self.recent.items()
                if max(j.created or 0.0, j.started or 0.0, j.finished or 0.0) < horizon]

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.ui.query import Query
+from gn_jobs_tui.ui.rows import Row
 
 SORT_KEYS = ("id", "type", "user", "status", "progress", "created", "started", "finished",
              "elapsed", "host", "message")
@@ -30,10 +30,10 @@ DEFAULT_SORT = "created"
 CHUNK = 20_000
 MERGE_STEP = 20_000
 
-Key = Callable[[Job], Any]
+Key = Callable[[Row], Any]
 
 
-def base_key(job: Job) -> tuple[float, str]:
+def base_key(job: Row) -> tuple[float, str]:
     """The order every other one starts from: oldest first, then by id."""
     return (job.created or 0.0, job.job_id)
 
@@ -88,7 +88,7 @@ class View:
     def filtered(self) -> bool:
         return bool(self.query) or self.user is not None or self.status is not None
 
-    def matches(self, job: Job) -> bool:
+    def matches(self, job: Row) -> bool:
         if self.user is not None and job.user_id != self.user:
             return False
         if self.status is not None and job.effective_status != self.status:
@@ -122,24 +122,24 @@ class Build:
     serial: int
     view: View
     level: str
-    source: list[Job]
-    log: list[tuple[Job | None, Job | None]] = field(default_factory=list)
+    source: list[Row] = field(repr=False)
+    log: list[tuple[Row | None, Row | None]] = field(default_factory=list, repr=False)
     started: bool = False  # handed to a runner (the app) already
     cancelled: bool = False
 
 
 @dataclass
 class Result:
-    base: list[Job] | None
-    sorted_all: list[Job] | None
-    order: list[Job] | None
+    base: list[Row] | None
+    sorted_all: list[Row] | None
+    order: list[Row] | None
 
 
-def _merge(chunks: list[list[Job]], key: Key, stop: Callable[[], bool]) -> list[Job] | None:
+def _merge(chunks: list[list[Row]], key: Key, stop: Callable[[], bool]) -> list[Row] | None:
     """Stable k-way merge in steps, so the thread yields the GIL between any two."""
     if len(chunks) == 1:
         return chunks[0]
-    out: list[Job] = []
+    out: list[Row] = []
     merged = heapq.merge(*chunks, key=key)  # ties: the earlier chunk first (stable)
     while True:
         step = list(itertools.islice(merged, MERGE_STEP))
@@ -150,7 +150,7 @@ def _merge(chunks: list[list[Job]], key: Key, stop: Callable[[], bool]) -> list[
             return None
 
 
-def _sorted_in_chunks(jobs: list[Job], key: Key, stop: Callable[[], bool]) -> list[list[Job]] | None:
+def _sorted_in_chunks(jobs: list[Row], key: Key, stop: Callable[[], bool]) -> list[list[Row]] | None:
     chunks = []
     for i in range(0, len(jobs), CHUNK):
         chunks.append(sorted(jobs[i : i + CHUNK], key=key))
@@ -159,7 +159,7 @@ def _sorted_in_chunks(jobs: list[Job], key: Key, stop: Callable[[], bool]) -> li
     return chunks or [[]]
 
 
-def _top(chunks: list[list[Job]], key: Key, window: int, reverse: bool) -> list[Job]:
+def _top(chunks: list[list[Row]], key: Key, window: int, reverse: bool) -> list[Row]:
     """The first `window` rows of the merged order, in display order, from the chunk ends."""
     if reverse:
         tails = [c[-window:] for c in chunks]
@@ -168,7 +168,7 @@ def _top(chunks: list[list[Job]], key: Key, window: int, reverse: bool) -> list[
     return list(itertools.islice(heapq.merge(*heads, key=key), window))
 
 
-def run(build: Build, window: int = 60, preview: Callable[[list[Job]], None] | None = None,
+def run(build: Build, window: int = 60, preview: Callable[[list[Row]], None] | None = None,
         stop: Callable[[], bool] | None = None) -> Result | None:
     """The lists for `build.view` from `build.source`; None if stopped. Pure: no index access."""
     view = build.view
@@ -202,12 +202,12 @@ def run(build: Build, window: int = 60, preview: Callable[[list[Job]], None] | N
     return _filter(build, source, base, sorted_all, window, preview, halt)
 
 
-def _filter(build: Build, source: list[Job], base: list[Job] | None, sorted_all: list[Job] | None,
-            window: int, preview: Callable[[list[Job]], None] | None,
+def _filter(build: Build, source: list[Row], base: list[Row] | None, sorted_all: list[Row] | None,
+            window: int, preview: Callable[[list[Row]], None] | None,
             halt: Callable[[], bool]) -> Result | None:
     matches = build.view.matches
     reverse = build.view.reverse
-    picked: list[Job] = []
+    picked: list[Row] = []
     n = len(source)
     # In display order, so the first screenful is known (and shown) first.
     for done in range(0, n, MERGE_STEP):

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 from rich.text import Text
 
-from gn_jobs_tui.core.model import Job
-from gn_jobs_tui.processors import for_type
+from gn_jobs_tui.ui.rows import Row
 
 WINDOW = 3600.0
 RECENT_RATE = 900.0  # "current" failure rate: the last 15 minutes
@@ -65,7 +64,7 @@ class Pulse:
         return self.recent_failed / self.recent_finished if self.recent_finished else None
 
 
-def compute(jobs: Iterable[Job], now: float, buckets: int = 60) -> Pulse:
+def compute(jobs: Iterable[Row], now: float, buckets: int = 60) -> Pulse:
     size = WINDOW / buckets
     start = now - WINDOW
     overall = Series.empty(buckets)
@@ -88,7 +87,7 @@ def compute(jobs: Iterable[Job], now: float, buckets: int = 60) -> Pulse:
         b = slot(job.finished)
         if b is None or job.finished is None:
             continue
-        status = for_type(job.job_type).verdict(job).status
+        status = job.verdict.status
         if status == "completed":
             overall.completed[b] += 1
             figures.series.completed[b] += 1

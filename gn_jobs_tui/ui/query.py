@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gn_jobs_tui.core.model import Job, normalise_status
+from gn_jobs_tui.core.model import normalise_status
+from gn_jobs_tui.ui.rows import Row
 
 KINDS = ("user", "type", "status", "host", "id")
 # A free word is tried fuzzily on ids only if it looks like one: hex with a digit,
@@ -72,7 +73,7 @@ class Query:
     def values(self, kind: str) -> list[str]:
         return [t.value for t in self.terms if t.kind == kind and not t.negate]
 
-    def matches(self, job: Job) -> bool:
+    def matches(self, job: Row) -> bool:
         groups: dict[str, bool] = {}
         for term in self.terms:
             hit = _term_hits(term, job)
@@ -87,7 +88,7 @@ class Query:
         return all(groups.values())
 
 
-def _term_hits(term: Term, job: Job) -> bool:
+def _term_hits(term: Term, job: Row) -> bool:
     kind, value = term.kind, term.value
     if kind == "user":
         return job.user_id == value
@@ -100,8 +101,9 @@ def _term_hits(term: Term, job: Job) -> bool:
         return host == value or host.startswith(value + ".")  # node-a, node-a.example.org
     if kind == "id":
         return job.job_id.startswith(value) or fuzzy_id(value, job.job_id)
+    summary = job.summary if job.summary is not job.message else ""
     hay = f"{job.job_id} {job.job_type} {job.user_id} {job.effective_status} {job.host or ''} " \
-          f"{job.message or ''}".lower()
+          f"{job.message or ''} {summary}".lower()
     if value in hay:
         return True
     return bool(_FUZZY.match(value)) and fuzzy_id(value, job.job_id)

@@ -22,19 +22,19 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from gn_jobs_tui.core.model import Job
-from gn_jobs_tui.processors import for_type
 from gn_jobs_tui.ui.access import jobs_app
 from gn_jobs_tui.ui.columns import (
     COLUMNS,
     MARK_WIDTH,
     Column,
     cell,
+    fit,
     layout,
     natural_width,
     timed_text,
 )
 from gn_jobs_tui.ui.model import JobIndex
+from gn_jobs_tui.ui.rows import Row
 
 
 class JobTable(ScrollView, can_focus=True):
@@ -77,11 +77,14 @@ class JobTable(ScrollView, can_focus=True):
         self.index = index
         self.cursor_id: str | None = None
         self.marked: set[str] = set()
-        self._strips: dict[tuple[object, ...], tuple[Job, Strip]] = {}
-        self._painted: dict[int, tuple[Job, tuple[str, ...]]] = {}
+        self._strips: dict[tuple[object, ...], tuple[Row, Strip]] = {}
+        self._painted: dict[int, tuple[Row, tuple[str, ...]]] = {}
         self._layout: list[tuple[Column, int]] = []
         self._layout_key: tuple[object, ...] = ()
         self._status_seen = 6
+        self._style_cache: tuple[bool, dict[str, Style]] | None = None
+        self._cells: dict[tuple[object, ...], list[Segment]] = {}
+        self._width = 80
         # Counted for tests and benchmarks: what an idle table must not do.
         self.full_refreshes = 0
         self.lines_rendered = 0
@@ -96,7 +99,7 @@ class JobTable(ScrollView, can_focus=True):
         width = max(20, self.scrollable_content_region.width)
         settings = jobs_app(self).settings
         key = (width, tuple(settings.columns), settings.relative_times, self._status_seen,
-               tuple(self._content_widths()))
+               self.index.distinct_version)
         if key != self._layout_key:
             cols = [COLUMNS[k] for k in settings.columns if k in COLUMNS]
             natural = {c.key: natural_width(c, self._values(c.key), settings.relative_times)
@@ -113,14 +116,10 @@ class JobTable(ScrollView, can_focus=True):
             return ["x" * self._status_seen]
         return []
 
-    def _content_widths(self) -> list[int]:
-        return [max((len(v) for v in self.index.distinct(k)), default=0)
-                for k in ("user", "type", "host")]
-
-    def _note_status_widths(self, jobs: list[Job]) -> None:
+    def _note_status_widths(self, jobs: list[Row]) -> None:
         """Grow the STATUS column to the labels seen (it never shrinks while running)."""
         for job in jobs:
-            label = for_type(job.job_type).verdict(job).label
+            label = job.verdict.label
             width = len(label) + (2 if job.damage else 0)
             if width > self._status_seen:
                 self._status_seen = min(COLUMNS["status"].high, width)
@@ -137,7 +136,7 @@ class JobTable(ScrollView, can_focus=True):
         top = int(self.scroll_offset.y)
         return [j.job_id for j in self.index.rows(top, top + max(1, self.size.height - 1))]
 
-    def refresh_changed(self, jobs: list[Job], before: list[str]) -> None:
+    def refresh_changed(self, jobs: list[Row], before: list[str]) -> None:
         """Some jobs changed: repaint just their lines, unless the rows on screen moved.
 
         `before`: `window()` taken before the index took the changes.
@@ -200,10 +199,14 @@ class JobTable(ScrollView, can_focus=True):
             if y >= self.size.height:
                 continue
             fresh = tuple(timed_text(job, key, now, relative) for key, _, _ in spans)
-            for (_key, x0, width), a, b in zip(spans, timed, fresh, strict=False):
-                if a != b:
-                    self.cells_refreshed += 1
-                    self.refresh(Region(x0, y, width, 1))
+            moved = [(x0, x0 + width) for (_key, x0, width), a, b
+                     in zip(spans, timed, fresh, strict=False) if a != b]
+            if moved:
+                # One region per line: Textual writes a line's update from the widget's
+                # left edge to the region's end, so two cells would write it twice.
+                self.cells_refreshed += len(moved)
+                x1, x2 = moved[0][0], moved[-1][1]
+                self.refresh(Region(x1, y, x2 - x1, 1))
 
     # -- cursor -----------------------------------------------------------------
     @property
@@ -255,7 +258,7 @@ class JobTable(ScrollView, can_focus=True):
         self.action_cursor(1)
         self.refresh()
 
-    def targets(self) -> list[Job]:
+    def targets(self) -> list[Row]:
         """The marked jobs (in table order), or the job under the cursor."""
         if self.marked:
             jobs = [self.index.jobs[i] for i in self.marked if i in self.index.jobs]
@@ -264,7 +267,7 @@ class JobTable(ScrollView, can_focus=True):
         current = self.current()
         return [current] if current is not None else []
 
-    def current(self) -> Job | None:
+    def current(self) -> Row | None:
         return self.index.jobs.get(self.cursor_id) if self.cursor_id else None
 
     def key_enter(self) -> None:
@@ -288,25 +291,49 @@ class JobTable(ScrollView, can_focus=True):
             self.select(job_id)
 
     # -- drawing ------------------------------------------------------------------
-    def _line(self, texts: list[tuple[Text, int]], base: Style, lead: str = " ") -> Strip:
-        """One line: the mark column (`lead`), then each cell cut or padded to its width."""
-        segments: list[Segment] = [Segment(lead[:MARK_WIDTH].ljust(MARK_WIDTH))]
+    def _styles(self) -> dict[str, Style]:
+        """Component styles, looked up once per theme and focus state (not per line)."""
+        key = self.has_focus
+        if self._style_cache is None or self._style_cache[0] != key:
+            names = ("header", "sort", "cursor", "marked", "dim")
+            styles = {n: self.get_component_rich_style(f"job-table--{n}") for n in names}
+            styles["base"] = self.rich_style
+            self._style_cache = (key, styles)
+        return self._style_cache[1]
+
+    def _line(self, cells: list[tuple[Text | str, int]], base: Style, lead: str = " ") -> Strip:
+        """One line: the mark column (`lead`), then each cell cut or padded to its width.
+
+        Plain cells become one segment each; only styled cells go through Rich.
+        """
+        segments: list[Segment] = [Segment(fit(lead, MARK_WIDTH), base)]
+        append = segments.append
         console = self.app.console
-        for text, width in texts:
-            text = text.copy()
-            if text.style:
-                # Text.render drops the base style of a Text without spans: make it a span.
-                text.stylize(text.style, 0, len(text))
-            text.truncate(width, overflow="ellipsis", pad=True)
-            text.end = ""
-            segments.extend(text.render(console, end=""))
-            segments.append(Segment(" "))
-        strip = Strip(segments).apply_style(base)
-        return strip.crop_extend(0, self.scrollable_content_region.width, base)
+        for value, width in cells:
+            if isinstance(value, str):
+                append(Segment(fit(value, width) + " ", base))
+                continue
+            key = (value.plain, str(value.style), repr(value.spans), width, base)
+            done = self._cells.get(key)
+            if done is None:
+                text = value.copy()
+                if text.style:
+                    # Text.render drops the base style of a Text without spans: a span.
+                    text.stylize(text.style, 0, len(text))
+                text.truncate(width, overflow="ellipsis", pad=True)
+                text.end = ""
+                done = [Segment(seg.text, base + seg.style if seg.style else base)
+                        for seg in text.render(console, end="")]
+                done.append(Segment(" ", base))
+                if len(self._cells) > 2000:
+                    self._cells.clear()
+                self._cells[key] = done
+            segments.extend(done)
+        return Strip(segments).crop_extend(0, self._width, base)
 
     def render_line(self, y: int) -> Strip:
         self.lines_rendered += 1
-        width = self.scrollable_content_region.width
+        width = self._width = self.scrollable_content_region.width
         cols = self.visible_columns()
         row = int(self.scroll_offset.y) + y - 1
         if y == 0:
@@ -318,12 +345,12 @@ class JobTable(ScrollView, can_focus=True):
             busy = self.index.building is not None or self.index.loading
             msg = Text("  loading…" if busy else "  no jobs match" if self.index.jobs
                        else "  no jobs yet")
-            return self._line([(msg, width)], self.get_component_rich_style("job-table--dim"))
-        return Strip.blank(width, self.rich_style)
+            return self._line([(msg, width)], self._styles()["dim"])
+        return Strip.blank(width, self._styles()["base"])
 
     def _header(self, cols: list[tuple[Column, int]], width: int) -> Strip:
-        style = self.get_component_rich_style("job-table--header")
-        sort_style = self.get_component_rich_style("job-table--sort")
+        style = self._styles()["header"]
+        sort_style = style + self._styles()["sort"]
         index = self.index
         arrow = "▼" if index.reverse else "▲"
         titles: list[tuple[Text, int]] = []
@@ -356,7 +383,7 @@ class JobTable(ScrollView, can_focus=True):
             strip = Strip.join([strip.crop(0, keep), tail_strip]).crop_extend(0, width, style)
         return strip
 
-    def _row(self, y: int, job: Job, cols: list[tuple[Column, int]]) -> Strip:
+    def _row(self, y: int, job: Row, cols: list[tuple[Column, int]]) -> Strip:
         app = jobs_app(self)
         now, relative = app.clock(), app.settings.relative_times
         timed = tuple(timed_text(job, c.key, now, relative) for c, _ in cols if c.timed)
@@ -367,11 +394,12 @@ class JobTable(ScrollView, can_focus=True):
         cached = self._strips.get(key)
         if cached is not None and cached[0] is job:
             return cached[1]
-        base = self.rich_style
+        styles = self._styles()
+        base = styles["base"]
         if marked:
-            base = base + self.get_component_rich_style("job-table--marked")
+            base = base + styles["marked"]
         if cursor:
-            base = base + self.get_component_rich_style("job-table--cursor")
+            base = base + styles["cursor"]
         strip = self._line([(cell(job, c.key, now, relative), w) for c, w in cols], base,
                            "●" if marked else " ")
         if len(self._strips) > 4 * max(50, self.size.height):
@@ -382,4 +410,6 @@ class JobTable(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         """Theme or CSS changed: cached rows have the old colours."""
         self._strips.clear()
+        self._cells.clear()
+        self._style_cache = None
         super().notify_style_update()
