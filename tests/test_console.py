@@ -14,6 +14,7 @@ from gn_jobs_tui.ui.app import JobsApp, MainScreen
 from gn_jobs_tui.ui.screens.detail import DetailScreen
 from gn_jobs_tui.ui.screens.dialogs import ConfirmScreen
 from gn_jobs_tui.ui.screens.launcher import LauncherScreen
+from gn_jobs_tui.ui.screens.main import WRITE_ACTIONS
 from tests.conftest import wait_for
 
 
@@ -26,8 +27,9 @@ async def until(pilot, predicate, timeout: float = 20.0, what: str = "condition"
 
 
 def screen_text(app: JobsApp) -> str:
-    """What is on screen, as text (the SVG export writes spaces as &#160;)."""
-    return app.export_screenshot().replace("&#160;", " ")
+    """What is on screen, as lines of text (the compositor's strips)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strip) for strip in strips)
 
 
 def make(store: Store, n: int, user: str = "u", status: str = "completed") -> list[str]:
@@ -205,7 +207,8 @@ def test_damaged_data_renders_without_an_exception(config: Config, store: Store)
     asyncio.run(go())
 
 
-def test_read_only_offers_no_writing_action(config: Config, store: Store) -> None:
+def test_read_only_offers_no_writing_action_and_says_why(config: Config, store: Store) -> None:
+    """Defect 14: in read-only mode the write keys are not offered, and pressed, say why."""
     make(store, 2, status="failed")
     ro = Config(config.url, config.prefix, read_only=True)
 
@@ -214,13 +217,17 @@ def test_read_only_offers_no_writing_action(config: Config, store: Store) -> Non
         async with app.run_test(size=(80, 24)) as pilot:
             await until(pilot, lambda: app.loaded_all and app.index.jobs, what="load")
             actions = {b.binding.action for b in app.screen.active_bindings.values()}
-            assert not actions & {"launch", "kill", "retry"}
+            assert not actions & WRITE_ACTIONS
             titles = [c.title for c in app.get_system_commands(app.screen)]
-            assert not any(t.startswith(("Launch", "Kill", "Retry")) for t in titles)
-            for key in ("l", "k", "r"):
+            assert not any(t.startswith(("Launch", "Kill", "Retry", "Clean")) for t in titles)
+            for key in ("l", "k", "r", "K", "R", "X"):
+                app.clear_notifications()
                 await pilot.press(key)
                 await pilot.pause(0.1)
                 assert isinstance(app.screen, MainScreen)
+                assert any("read-only mode" in n.message for n in app._notifications), key
+            await pilot.press("question_mark")
+            assert "not offered" in screen_text(app)
 
     asyncio.run(go())
     assert all(j.retried_by is None for p in store.iter_jobs() for j in p)

@@ -32,15 +32,15 @@ class Column:
 
 COLUMNS: dict[str, Column] = {c.key: c for c in (
     Column("id", "ID", 8, 8),
-    Column("type", "TYPE", 4, 16, drop=3),
-    Column("user", "USER", 4, 16, drop=2),
-    Column("status", "STATUS", 6, 18),
+    Column("type", "TYPE", 6, 20, drop=3),
+    Column("user", "USER", 6, 24, drop=2),
+    Column("status", "STATUS", 9, 18),
     Column("progress", "PROGRESS", 8, 8, drop=4),
     Column("created", "CREATED", 7, 11, drop=6, timed=True),
     Column("started", "STARTED", 7, 11, drop=7, timed=True),
     Column("finished", "FINISHED", 8, 11, drop=5, timed=True),
     Column("elapsed", "ELAPSED", 7, 7, drop=1, timed=True),
-    Column("host", "HOST", 4, 20, drop=8),
+    Column("host", "HOST", 6, 20, drop=8),
     Column("message", "MESSAGE", 12, 10_000, flex=True),
 )}
 DEFAULT_COLUMNS = ("id", "type", "user", "status", "progress", "started", "elapsed", "host",
@@ -60,30 +60,42 @@ def natural_width(col: Column, values: list[str], relative: bool) -> int:
 
 
 def layout(cols: list[Column], natural: dict[str, int], width: int) -> list[tuple[Column, int]]:
-    """Widths for the columns that fit `width` (the mark column and separators included)."""
+    """Widths for the columns that fit `width` (the mark column and separators included).
+
+    On a narrow screen: the times and HOST drop out first, then the content-sized
+    columns (TYPE, USER, STATUS) give way down to their narrowest useful width,
+    then the other columns drop in turn; the id is never cut.
+    """
     shown = list(cols)
-
-    def total(items: list[Column]) -> int:
-        return MARK_WIDTH + sum((c.low if c.flex else natural[c.key]) + 1 for c in items)
-
-    while total(shown) > width:
-        droppable = [c for c in shown if c.drop]
-        if not droppable:
-            break
-        shown.remove(max(droppable, key=lambda c: c.drop))
     widths = {c.key: (c.low if c.flex else natural[c.key]) for c in shown}
-    spare = width - total(shown)
+
+    def over() -> int:
+        return MARK_WIDTH + sum(widths[c.key] + 1 for c in shown) - width
+
+    def drop(min_rank: int) -> None:
+        while over() > 0:
+            droppable = [c for c in shown if c.drop >= min_rank]
+            if not droppable:
+                return
+            worst = max(droppable, key=lambda c: c.drop)
+            shown.remove(worst)
+
+    def squeeze() -> None:
+        for col in sorted(shown, key=lambda c: -(widths[c.key] - c.low)):
+            if over() <= 0:
+                return
+            if col.key == "id" or col.flex:
+                continue
+            widths[col.key] -= min(over(), max(0, widths[col.key] - col.low))
+
+    drop(5)  # HOST, the times
+    squeeze()
+    drop(1)
+    squeeze()
+    spare = -over()
     flex = [c for c in shown if c.flex]
     if spare > 0 and shown:
         widths[(flex[0] if flex else shown[-1]).key] += spare
-    elif spare < 0:
-        # Still too wide with nothing left to drop: narrow the widest columns, never the id.
-        for col in sorted(shown, key=lambda c: -widths[c.key]):
-            if col.key == "id" or spare >= 0:
-                continue
-            give = min(-spare, widths[col.key] - col.low)
-            widths[col.key] -= give
-            spare += give
     return [(c, widths[c.key]) for c in shown]
 
 

@@ -140,18 +140,19 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         text = Text()
-        for key, desc in self.rows:
-            text.append(f"{key:>10}  ", style="bold")
-            text.append(f"{desc}\n")
         if self.read_only:
-            text.append("\nRead-only: launch, kill, retry and clean-up are not offered "
-                        "(started with --read-only).\n", style="yellow")
+            text.append("Read-only: launch, kill, retry and clean-up are not offered "
+                        "(started with --read-only).\n\n", style="yellow")
         if self.notes:
-            text.append("\nServer notes\n", style="bold")
+            text.append("Server notes\n", style="bold")
             for note in self.notes:
                 warn = note.startswith("!")
                 text.append(("  ⚠ " if warn else "  · ") + note.lstrip("! ").strip() + "\n",
                             style="red" if warn else "")
+            text.append("\n")
+        for key, desc in self.rows:
+            text.append(f"{key:>10}  ", style="bold")
+            text.append(f"{desc}\n")
         with Vertical(id="dialog"):
             yield Label("Keys", id="dialog-title")
             with VerticalScroll(id="help-scroll"):

@@ -53,9 +53,12 @@ def fit(parts: list[Part], width: int, sep: str = "  ") -> Text:
 
 
 def short_server(label: str) -> str:
-    """`redis://ops:***@jobs-db:6379/0` -> `jobs-db:6379/0`: the part that tells servers apart."""
-    rest = label.split("://", 1)[-1]
-    return rest.rsplit("@", 1)[-1] or label
+    """`redis://ops:***@jobs-db:6379/0` -> `jobs-db:6379/0`: the part that tells servers apart
+    (a unix socket: its file name)."""
+    scheme, _, rest = label.partition("://")
+    if scheme == "unix":
+        return "unix:" + rest.split("?", 1)[0].rsplit("/", 1)[-1]
+    return (rest or label).rsplit("@", 1)[-1] or label
 
 
 class StatusBar(Widget):
