@@ -510,3 +510,273 @@ def test_quitting_after_a_resize_leaves_no_frame_in_tmux(config: Config, seeded:
         assert "9c0ffee0" not in text and "MESSAGE" not in text, text
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+
+
+# -- actions over a filter, with real jobs ----------------------------------------------------
+
+def test_kill_all_running_matching_states_count_and_sample(config: Config, store: Store,
+                                                           tmp_path: Path) -> None:
+    """Capability f: K kills every running job the filter shows, after a confirmation that
+    states how many and shows which."""
+    from gn_jobs_tui.core.launcher import launch
+    from tests.conftest import wait_for
+
+    ids = [launch(store, config, "sleep", {"seconds": "60"}, user="bulk") for _ in range(2)]
+    spare = launch(store, config, "sleep", {"seconds": "60"}, user="other")
+    wait_for(lambda: all(store.get_job(i).status == "running" for i in [*ids, spare]),
+             what="running")
+
+    async def go() -> None:
+        app = make_app(config, tmp_path, clock=time.time, poll_interval=1.0)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await loaded(pilot, app)
+            await pilot.press("slash", *"user:bulk", "enter", "K")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+            text = screen_text(app)
+            assert "Kill 2 jobs (all that match the filter)" in text
+            assert all(i[:8] in text for i in ids) and spare[:8] not in text
+            await pilot.press("y")
+            await until(pilot, lambda: all(app.index.jobs[i].effective_status == "killed"
+                                           for i in ids), what="both killed", timeout=30)
+            assert app.index.jobs[spare].effective_status == "running"
+
+    run(go())
+    from gn_jobs_tui.core import control
+
+    control.kill(store, spare)
+    wait_for(lambda: store.get_job(spare).is_terminal, what="spare ended")
+
+
+def test_retry_all_failed_matching(config: Config, store: Store, tmp_path: Path) -> None:
+    from gn_jobs_tui.core.launcher import launch
+    from tests.conftest import wait_for
+
+    ids = [launch(store, config, "sleep", {"seconds": "0", "exit_code": "3"}, user="flaky")
+           for _ in range(2)]
+    wait_for(lambda: all(store.get_job(i).status == "failed" for i in ids), what="failed")
+
+    async def go() -> None:
+        app = make_app(config, tmp_path, clock=time.time, poll_interval=1.0)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await loaded(pilot, app)
+            await pilot.press("slash", *"user:flaky status:failed", "enter", "R")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+            assert "Retry 2 jobs (all that match the filter)" in screen_text(app)
+            await pilot.press("y")
+            await until(pilot, lambda: any("retried 2 jobs" in n.message
+                                           for n in app._notifications), what="summary")
+
+    run(go())
+    retries = [j for p in store.iter_jobs() for j in p if j.retry_of in ids]
+    assert sorted(j.retry_of for j in retries) == sorted(ids)
+    wait_for(lambda: all(store.get_job(j.job_id).is_terminal for j in retries), what="ended")
+
+
+def test_clean_up_old_jobs_from_the_console_is_confirmed_and_audited(
+        config: Config, store: Store, tmp_path: Path) -> None:
+    """Capability f: X asks for an age, says how many finished jobs it would delete, then
+    deletes them through the core, which records it in the audit trail."""
+    seeded = store
+    for i, (age, status) in enumerate([(30, "completed"), (31, "failed"), (32, "killed"),
+                                       (40, "running"), (1, "completed")]):
+        f = job_fields(f"{'ancient' if age > 10 else 'recent0'}{i}" + "0" * 24, "sleep", "old",
+                       ["true"], {}, created=time.time() - age * 86400)  # the real clock
+        seeded.create_job(f, audit=None)
+        seeded.update(f["job_id"], "status", status=status)
+
+    async def go() -> None:
+        app = make_app(config, tmp_path, clock=time.time)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await loaded(pilot, app)
+            await pilot.press("X")
+            await until(pilot, lambda: isinstance(app.screen, AskScreen), what="ask")
+            await pilot.press(*"soon", "enter")
+            await pilot.pause(0.1)
+            assert "bad age" in screen_text(app)  # a one-line reason; nothing happens
+            app.screen.query_one("#ask").value = ""
+            await pilot.press(*"10d", "enter")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+            await pilot.pause(0.2)
+            text = screen_text(app)
+            assert "Delete 3 finished jobs created more than 10 days ago" in text
+            assert "ancient0" in text
+            await pilot.press("y")
+            await until(pilot, lambda: any("removed 3 jobs" in n.message
+                                           for n in app._notifications), what="done")
+
+    run(go())
+    left = sorted(j.job_id[:8] for p in seeded.iter_jobs() for j in p)
+    assert left == ["ancient3", "recent04"]  # the running one and the recent one stay
+    assert seeded.audit_log(1)[0]["action"] == "cleanup"
+
+
+def test_retry_from_the_drill_down_follows_the_new_job(config: Config, store: Store,
+                                                       tmp_path: Path) -> None:
+    """Defect 11: a retry from the drill-down stays in the drill-down, on the new job."""
+    from gn_jobs_tui.core.launcher import launch
+    from tests.conftest import wait_for
+
+    job_id = launch(store, config, "sleep", {"seconds": "0", "exit_code": "5"}, user="dd")
+    wait_for(lambda: store.get_job(job_id).status == "failed", what="failed")
+
+    async def go() -> str:
+        app = make_app(config, tmp_path, clock=time.time)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await loaded(pilot, app)
+            await pilot.press("enter", "r")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+            await pilot.press("y")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen) and
+                        app.screen.job_id != job_id, what="the new job's drill-down")
+            return app.screen.job_id
+
+    new_id = asyncio.run(go())
+    assert store.get_job(new_id).retry_of == job_id
+    wait_for(lambda: store.get_job(new_id).is_terminal, what="retry ended")
+
+
+def test_output_pane_search_wrap_follow_and_first_traceback(config: Config, store: Store,
+                                                            tmp_path: Path) -> None:
+    """Capability g."""
+    from tests.conftest import wait_for
+    from tests.helpers import python, run_command
+
+    code = ("import sys\n"
+            "for i in range(120):\n"
+            "    print(f'line {i} ' + 'x' * (150 if i == 5 else 3))\n"
+            "print('Traceback (most recent call last):')\n"
+            "print('  File \"job.py\", line 1, in <module>')\n"
+            "print('ValueError: boom')\n"
+            "for i in range(40):\n"
+            "    print(f'after {i}')\n")
+    job_id = run_command(store, config, python(code))
+    wait_for(lambda: store.get_job(job_id).is_terminal, what="job ended")
+
+    async def go() -> None:
+        app = make_app(config, tmp_path, clock=time.time)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await loaded(pilot, app)
+            app.screen.table.select(job_id)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen) and
+                        app.screen.output is not None and app.screen.output.seen >= 163,
+                        what="output read")
+            await pilot.press("slash", *"line 1", "enter")
+            pane = app.screen.query_one("#output")
+            # line 1, 10-19, 100-119, and the traceback's "line 1"
+            await until(pilot, lambda: len(pane.matches) == 32, what="matches")
+            head = app.screen.query_one("#output-head").render()
+            assert "1/32" in str(head) and "not following" in str(head)
+            await pilot.press("n", "n")
+            assert pane.current == 2
+            await pilot.press("N")
+            assert pane.current == 1
+            await pilot.press("w")
+            assert pane.wrap and "wrap on" in str(app.screen.query_one("#output-head").render())
+            await pilot.press("f")
+            assert pane.follow and pane.scroll_offset.y == pane.max_scroll_y
+            await pilot.press("e")
+            assert not pane.follow
+            top = int(pane.scroll_offset.y)
+            shown = [pane._rows[r][1].plain for r in range(top, top + pane.size.height)]
+            assert any(s.startswith("Traceback (most recent call last):") for s in shown)
+
+    run(go())
+
+
+# -- costs, as counts -----------------------------------------------------------------------
+
+def test_an_idle_console_repaints_nothing_but_ticking_cells(config: Config, store: Store,
+                                                            tmp_path: Path) -> None:
+    """Issue 11 item 3: in 5 idle seconds no full repaint; the only lines drawn are those
+    of the one running job, whose elapsed time moves (the others' cells do not change)."""
+    now = time.time()
+    for i in range(30):
+        f = job_fields(f"done{i:04d}" + "0" * 24, "sleep", "idle", ["true"], {},
+                       created=now - 3600 - i)
+        store.create_job(f, audit=None)
+        store.update(f["job_id"], "status", status="completed", started=repr(now - 3600 - i),
+                     finished=repr(now - 3500 - i))
+    f = job_fields("tick0000" + "0" * 24, "sleep", "idle", ["true"], {}, created=now)
+    store.create_job(f, audit=None)
+    store.update(f["job_id"], "status", status="running", started=repr(now))
+
+    async def go() -> None:
+        app = make_app(config, tmp_path, clock=time.time, tick=1.0, poll_interval=1.0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot, app)
+            await pilot.pause(1.5)
+            table = app.screen.table
+            table.full_refreshes = table.lines_rendered = table.cells_refreshed = 0
+            await pilot.pause(5.0)
+            assert table.full_refreshes == 0
+            assert table.cells_refreshed >= 4  # the running job's ELAPSED, once a second
+            assert table.lines_rendered <= table.cells_refreshed + 2  # its line, nothing else
+
+    run(go())
+
+
+class Recording(JobsApp):
+    previews = 0
+
+    def on_order_preview(self, message) -> None:  # noqa: ANN001
+        if message.build is self.index.building:
+            self.previews += 1
+        super().on_order_preview(message)
+
+
+def test_big_sorts_and_filters_run_off_the_ui_thread_top_rows_first(config: Config,
+                                                                     tmp_path: Path) -> None:
+    """Issue 11 item 1: a sort or filter of a big index is built in a worker thread from a
+    snapshot; the rows on screen come first; changes meanwhile are not lost."""
+    from benchmarks.common import fill
+    from gn_jobs_tui.ui.query import Query
+    from tests.test_index import brute
+
+    store = Store.from_url(config.url, config.prefix)
+    ids = fill(store, 3000)
+
+    async def go() -> None:
+        app = Recording(config, settings_path=tmp_path / "c.json", poll_interval=3600, tick=0)
+        app.index.sync_limit = 0  # every build in the thread, as at a million jobs
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot, app)
+            app.set_view(sort_key="user", reverse=False)
+            assert app.index.building is not None  # nothing sorted on the UI thread
+            Store.from_url(config.url, config.prefix).update(ids[5], "status", status="failed",
+                                                             message="changed meanwhile")
+            await until(pilot, lambda: app.index.building is None and
+                        app.index.jobs[ids[5]].message == "changed meanwhile", what="sorted")
+            assert [app.index.row(i).job_id for i in range(len(app.index))] == brute(app.index)
+            app.set_view(query=Query.parse("step 1"))
+            await until(pilot, lambda: app.index.building is None, what="filtered")
+            assert [app.index.row(i).job_id for i in range(len(app.index))] == brute(app.index)
+            assert app.previews >= 1
+            assert app.index.row_of(app.screen.table.cursor_id) is not None
+
+    run(go())
+
+
+@pytest.mark.parametrize("sort", ["created", "user"])
+def test_sorts_per_load_are_bounded(config: Config, tmp_path: Path, sort: str) -> None:
+    """Issue 11 item 1: loading page after page never re-sorts everything per page: none
+    at all in the default view, and a bounded few when sorted by another column."""
+    from benchmarks.common import fill
+    from gn_jobs_tui.ui.ordering import View
+    from tests.test_index import brute
+
+    store = Store.from_url(config.url, config.prefix)
+    fill(store, 16_000)  # the feed sends a first page, then pages of 5,000
+
+    async def go() -> int:
+        app = make_app(config, tmp_path, clock=time.time)
+        app.index.reset(View(sort_key=sort, reverse=sort == "created"))
+        app.index.sync_limit = 0
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.loaded_all and app.index.building is None and
+                        len(app.index) == 16_000, what="load")
+            assert [app.index.row(i).job_id for i in range(50)] == brute(app.index)[:50]
+            return app.index.builds
+
+    builds = asyncio.run(go())
+    assert builds == 0 if sort == "created" else 1 <= builds <= 4

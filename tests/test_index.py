@@ -198,3 +198,12 @@ def test_fuzzy_ids_need_the_first_letter_and_the_rest_in_order() -> None:
     assert not fuzzy_id("cff", "9c0ffee000")  # not anchored: no
     assert not fuzzy_id("9fc", "9c0ffee000")  # out of order: no
     assert not Query.parse("cafe").matches(Row(Job(job_id="c0a0f0e0")))  # hex, but no digit
+
+
+def test_an_index_that_starts_filtered_and_sorted_loads_right() -> None:
+    """`gn-jobs --user alice`: the view is set before the first job arrives."""
+    index = JobIndex(lambda: 0.0)
+    index.reset(View(sort_key="user", reverse=False, user="u3"))
+    load(index, pages_of(3_000))
+    assert len(index) == len([j for j in index.jobs.values() if j.user_id == "u3"]) > 0
+    assert shown(index) == brute(index)

@@ -39,7 +39,7 @@ from gn_jobs_tui.ui.messages import (
     Selected,
 )
 from gn_jobs_tui.ui.model import JobIndex
-from gn_jobs_tui.ui.ordering import Build, Result
+from gn_jobs_tui.ui.ordering import Build, Result, View
 from gn_jobs_tui.ui.query import Query
 from gn_jobs_tui.ui.rows import Row
 from gn_jobs_tui.ui.screens.detail import DetailScreen
@@ -67,7 +67,7 @@ class JobsApp(App[None]):
         self.clock = clock or time.time
         self.index = JobIndex(self.clock)
         if user:
-            self.index.view = self.index.view.with_(user=user)
+            self.index.reset(View(user=user))
         self.server_label = server_label or (
             "embedded server" if config.embedded else config.display_url)
         self.feed = Feed(config, self.post_message, poll_interval=poll_interval)
@@ -122,8 +122,9 @@ class JobsApp(App[None]):
 
     # -- screens ------------------------------------------------------------------
     def main_screen(self) -> MainScreen | None:
+        """The job table's screen, once its table exists (data may arrive before)."""
         for screen in self.screen_stack:
-            if isinstance(screen, MainScreen) and screen.is_mounted:
+            if isinstance(screen, MainScreen) and screen.ready:
                 return screen
         return None
 

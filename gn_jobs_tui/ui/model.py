@@ -382,12 +382,15 @@ class JobIndex:
 
     def clear(self) -> None:
         """Forget every job (a reload); the view (sort, filters) stays."""
-        view = self.target
+        self.reset(self.target)
+
+    def reset(self, view: View) -> None:
+        """Empty, showing `view`: the lists are set up the way that view keeps them."""
         self._cancel()
         self.jobs = {}
         self.base = []
-        self.sorted_all = self.base
-        self.order = self.base
+        self.sorted_all = self.base if view.sort_key == "created" else []
+        self.order = [] if view.filtered else self.sorted_all
         self.view = view
         self.unsorted = 0
         self.status_counts.clear()

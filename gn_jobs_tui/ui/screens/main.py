@@ -54,6 +54,10 @@ class MainScreen(Screen[None]):
         Binding("l,k,r,K,R,X", "refuse_write", "", show=False),
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._ready = False
+
     def compose(self) -> ComposeResult:
         yield StatusBar()
         yield JobTable(jobs_app(self).index, id="jobs")
@@ -64,6 +68,13 @@ class MainScreen(Screen[None]):
     @property
     def table(self) -> JobTable:
         return self.query_one(JobTable)
+
+    @property
+    def ready(self) -> bool:
+        """Mounted with its table (messages can arrive between the two)."""
+        if not self._ready:
+            self._ready = self.is_mounted and bool(self.query(JobTable))
+        return self._ready
 
     def on_mount(self) -> None:
         self.table.focus()
