@@ -23,6 +23,7 @@ from textual.screen import Screen
 
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.model import Job
+from gn_jobs_tui.processors.base import fmt_duration
 from gn_jobs_tui.ui import ordering, settings
 from gn_jobs_tui.ui.actions import Actions, Target
 from gn_jobs_tui.ui.feed import Feed
@@ -271,6 +272,11 @@ class JobsApp(App[None]):
 
     def waiting_count(self) -> int:
         return self._count(self._held)
+
+    def paused_for(self) -> str:
+        if self.paused_since is None:
+            return ""
+        return fmt_duration(time.monotonic() - self.paused_since)
 
     def freshness(self) -> str:
         """How old the data shown is (or how long it has been paused)."""

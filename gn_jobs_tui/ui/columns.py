@@ -34,14 +34,14 @@ COLUMNS: dict[str, Column] = {c.key: c for c in (
     Column("id", "ID", 8, 8),
     Column("type", "TYPE", 6, 20, drop=3),
     Column("user", "USER", 6, 24, drop=2),
-    Column("status", "STATUS", 9, 18),
+    Column("status", "STATUS", 9, 24),
     Column("progress", "PROGRESS", 8, 8, drop=4),
     Column("created", "CREATED", 7, 11, drop=6, timed=True),
     Column("started", "STARTED", 7, 11, drop=7, timed=True),
     Column("finished", "FINISHED", 8, 11, drop=5, timed=True),
     Column("elapsed", "ELAPSED", 7, 7, drop=1, timed=True),
     Column("host", "HOST", 6, 20, drop=8),
-    Column("message", "MESSAGE", 12, 10_000, flex=True),
+    Column("message", "MESSAGE", 16, 10_000, flex=True),
 )}
 DEFAULT_COLUMNS = ("id", "type", "user", "status", "progress", "started", "elapsed", "host",
                    "message")

@@ -11,7 +11,7 @@ from textual.widgets.selection_list import Selection
 
 from gn_jobs_tui.ui.columns import COLUMNS
 
-HINT = "Space shows/hides · [ ] or Shift+↑/↓ move · Enter keeps · Esc cancels"
+HINT = "Space shows/hides · [ ] or Shift+↑/↓ move · Enter keeps · Esc"
 
 
 class ColumnsScreen(ModalScreen[list[str] | None]):

@@ -42,10 +42,13 @@ def rate_text(failed: int, finished: int) -> Text:
 
 def render(pulse: Pulse) -> RenderableType:
     minutes = pulse.bucket_seconds / 60
+    finished = sum(f.finished for f in pulse.types)
+    failed = sum(sum(f.series.failed) for f in pulse.types)
     head = Text.assemble(
         ("Pulse", "bold"), f" · last hour, a bar per {minutes:g} min · from memory\n",
         ("failure rate, last 15 min: ", "bold"),
-        rate_text(pulse.recent_failed, pulse.recent_finished))
+        rate_text(pulse.recent_failed, pulse.recent_finished), ("  · last hour: ", "bold"),
+        rate_text(failed, finished))
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True, max_width=14)
     grid.add_column(justify="right", no_wrap=True)
@@ -66,8 +69,7 @@ def render(pulse: Pulse) -> RenderableType:
         block(figures.job_type, figures.series)
     if len(pulse.types) > MAX_TYPES:
         grid.add_row(Text(f"… {len(pulse.types) - MAX_TYPES} more types", style="dim"), "", "", "")
-    durations = Table(title="durations of jobs finished in the last hour", title_justify="left",
-                      box=None, pad_edge=False, show_edge=False)
+    durations = Table(box=None, pad_edge=False, show_edge=False)
     for col in ("type", "finished", "failed", "p50", "p95"):
         durations.add_column(col, justify="left" if col == "type" else "right", no_wrap=True)
     for figures in pulse.types:
@@ -80,7 +82,8 @@ def render(pulse: Pulse) -> RenderableType:
                           fmt_duration(p95) if p95 is not None else "-")
     if not any(f.finished for f in pulse.types):
         durations.add_row("-", "0", "0", "-", "-")
-    return Group(head, Text(""), grid, Text(""), durations)
+    title = Text("durations of the jobs that finished in the last hour", style="bold")
+    return Group(head, Text(""), grid, Text(""), title, durations)
 
 
 class PulseScreen(Screen[None]):

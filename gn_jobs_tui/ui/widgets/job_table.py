@@ -377,8 +377,7 @@ class JobTable(ScrollView, can_focus=True):
             elif cols and room >= 4 + len(note):
                 titles[-1] = (Text(cols[-1][0].title[:3]), cols[-1][1])
                 strip = self._line(titles, style)
-            tail = Text(note + " ", style=sort_style)
-            tail_strip = Strip(list(tail.render(self.app.console, end="")))
+            tail_strip = Strip([Segment(note + " ", sort_style)])
             keep = max(0, width - tail_strip.cell_length)
             strip = Strip.join([strip.crop(0, keep), tail_strip]).crop_extend(0, width, style)
         return strip

@@ -52,6 +52,7 @@ class OutputPane(ScrollView, can_focus=True):
         self._rows: list[tuple[int, Text]] = []
         self._first_row: list[int] = []
         self._built_width = -1
+        self._target: int | str | None = None
 
     # -- content --------------------------------------------------------------
     def set_lines(self, lines: list[Text]) -> None:
@@ -60,8 +61,21 @@ class OutputPane(ScrollView, can_focus=True):
         if self.query_text:
             self._find()
         if self.follow:
-            self.scroll_end(animate=False, immediate=True)
+            self._go("end")
         self.refresh()
+
+    def _go(self, target: int | str) -> None:
+        """Scroll to a row (or "end") once the pane is laid out: a pane just switched to
+        has no size yet, so scrolling now would be clamped to nothing."""
+        self._target = target
+        self.call_after_refresh(self._scroll_target)
+
+    def _scroll_target(self) -> None:
+        target, self._target = self._target, None
+        if target == "end":
+            self.scroll_end(animate=False, immediate=True)
+        elif isinstance(target, int):
+            self.scroll_to(y=target, animate=False, immediate=True)
 
     def _rebuild(self) -> None:
         width = max(10, self.scrollable_content_region.width)
@@ -89,7 +103,7 @@ class OutputPane(ScrollView, can_focus=True):
         self.wrap = not self.wrap
         self._rebuild()
         if not self.follow:
-            self.scroll_to(y=self._first_row[top_line] if self._first_row else 0, animate=False)
+            self._go(self._first_row[top_line] if self._first_row else 0)
         self.refresh()
         self.post_message(self.StateChanged())
 
@@ -98,7 +112,7 @@ class OutputPane(ScrollView, can_focus=True):
             self.follow = on
             self.post_message(self.StateChanged())
         if on:
-            self.scroll_end(animate=False, immediate=True)
+            self._go("end")
 
     def search(self, text: str) -> int:
         """Highlight `text` (case-insensitive); jump to the first match. Returns the count."""
@@ -139,7 +153,7 @@ class OutputPane(ScrollView, can_focus=True):
     def _show_line(self, i: int) -> None:
         self.set_follow(False)
         row = self._first_row[i] if i < len(self._first_row) else 0
-        self.scroll_to(y=max(0, row - 2), animate=False, immediate=True)
+        self._go(max(0, row - 2))
 
     def status(self) -> str:
         parts = [("● following (f)" if self.follow else "○ not following (f, End)"),

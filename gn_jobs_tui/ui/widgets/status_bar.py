@@ -91,8 +91,10 @@ class StatusBar(Widget):
         app = jobs_app(self)
         if app.link_state and not app.link_state[0]:
             _, error, _retry = app.link_state
-            return Text(f" ⚠ disconnected from {app.server_label} · reconnecting · data shown is "
-                        f"stale ({app.freshness()}) · {error}")
+            shown = ("no data yet" if app.last_data is None else
+                     f"the data shown is from {app.freshness()}")
+            return Text(f" ⚠ disconnected from {app.server_label} · reconnecting · {shown} · "
+                        f"{error}")
         index = app.index
         parts: list[Part] = []
         ok = bool(app.link_state)
@@ -103,9 +105,10 @@ class StatusBar(Widget):
             parts.append(Part(Text("READ-ONLY", style="bold yellow"), 90))
         if app.paused_since is not None:
             waiting = app.waiting_count()
-            parts.append(Part(Text(f"⏸ PAUSED {app.freshness()}" +
-                                   (f" · {waiting:,} waiting" if waiting else ""),
-                                   style="bold black on yellow"), 95))
+            parts.append(Part(Text(f"⏸ PAUSED {app.paused_for()}" +
+                                   (f" · {waiting:,} waiting" if waiting else "") +
+                                   " · p resumes", style="bold black on yellow"), 95,
+                              shrink_to=12))
         target = index.target
         total = len(index.jobs)
         if target.filtered:
