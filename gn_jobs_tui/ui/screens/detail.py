@@ -265,8 +265,9 @@ class DetailScreen(Screen[None]):
         jobs_app(self).copy_job(self.job, command=True)
 
     def action_back(self) -> None:
+        """Esc closes the search box first (its matches stay marked), then goes back."""
         box = self.query_one("#output-search", Input)
-        if box.has_class("-shown") and box.has_focus:
+        if box.has_class("-shown"):
             box.remove_class("-shown")
             self.query_one(OutputPane).focus()
             return
