@@ -56,7 +56,7 @@ class MainScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self._ready = False
+        self._table: JobTable | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -71,13 +71,17 @@ class MainScreen(Screen[None]):
 
     @property
     def ready(self) -> bool:
-        """Mounted with its table (messages can arrive between the two)."""
-        if not self._ready:
-            self._ready = self.is_mounted and bool(self.query(JobTable))
-        return self._ready
+        """Its table is there: messages arrive before it is mounted and while the app
+        shuts down, when it is already gone."""
+        table = self._table
+        return table is not None and table.is_attached and table.is_running
 
     def on_mount(self) -> None:
-        self.table.focus()
+        self._table = self.table
+        self._table.focus()
+
+    def on_unmount(self) -> None:
+        self._table = None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         read_only = jobs_app(self).config.read_only
