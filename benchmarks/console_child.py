@@ -79,6 +79,17 @@ async def load(url: str, prefix: str, n: int) -> dict[str, float]:
                   settings_path=Path("/nonexistent/gn-jobs-bench.json"))
     parse: list[float] = []
     timed_parse(app.feed.store, parse)
+    index_time: list[float] = []
+    load_page = app._load
+
+    def timed_load(message: Any) -> None:
+        t = time.perf_counter()
+        try:
+            load_page(message)
+        finally:
+            index_time.append(time.perf_counter() - t)
+
+    app._load = timed_load  # type: ignore[method-assign]
     out: dict[str, float] = {}
     probe = Probe()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -92,6 +103,9 @@ async def load(url: str, prefix: str, n: int) -> dict[str, float]:
         out["all_loaded_s"] = time.perf_counter() - t0
         out["load_stall_ms"] = probe.stop()
         out["parse_worst_ms"] = max(parse, default=0.0) * 1000
+        out["parse_s"] = sum(parse)
+        out["index_s"] = sum(index_time)
+        out["index_worst_ms"] = max(index_time, default=0.0) * 1000
         out["builds_during_load"] = app.index.builds
         out["pages"] = len(parse)
 

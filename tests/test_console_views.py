@@ -791,3 +791,23 @@ def test_sorts_per_load_are_bounded(config: Config, roomy: Store, tmp_path: Path
 
     builds = asyncio.run(go())
     assert builds == 0 if sort == "created" else 1 <= builds <= 4
+
+
+def test_unreadable_settings_are_reported_and_kept(config: Config, seeded: Store,
+                                                   tmp_path: Path) -> None:
+    """A broken settings file: one line says so, defaults are used, and the file is kept
+    (as console.json.bad) when new settings are saved."""
+    (tmp_path / "console.json").write_text("{not json")
+
+    async def go() -> None:
+        app = make_app(config, tmp_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await loaded(pilot, app)
+            assert any("ignored" in n.message and "console.json" in n.message
+                       for n in app._notifications)
+            assert "TYPE" in lines(app)[1]  # the default columns
+            await pilot.press("t")
+
+    run(go())
+    assert (tmp_path / "console.json.bad").read_text() == "{not json"
+    assert json.loads((tmp_path / "console.json").read_text())["relative_times"] is False

@@ -20,6 +20,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import Input
 
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.model import Job
@@ -142,7 +143,7 @@ class JobsApp(App[None]):
         if main is None:
             return
         if self.index.row_of(job_id) is None and self.index.target.filtered:
-            main.query_one("#filter").value = ""  # type: ignore[attr-defined]
+            main.query_one("#filter", Input).value = ""
             self.set_view(query=Query(), status=None, user=None)
         if not main.table.select(job_id):
             self.pending_select = job_id

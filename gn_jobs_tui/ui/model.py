@@ -57,7 +57,7 @@ def _move(jobs: list[Row], key: Key, old: Row | None, new: Row | None,
           old_in: bool = True, new_in: bool = True) -> None:
     """Put `new` where `old` was (in place if the key is the same), or drop/insert."""
     i = _locate(jobs, old, key) if old is not None and old_in else -1
-    if i >= 0 and new is not None and new_in and key(old) == key(new):  # type: ignore[arg-type]
+    if old is not None and i >= 0 and new is not None and new_in and key(old) == key(new):
         jobs[i] = new
         return
     if i >= 0:

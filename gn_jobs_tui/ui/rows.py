@@ -13,20 +13,25 @@ The drill-down, kill and retry read the job itself from Redis.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from gn_jobs_tui.core.keys import RUNNING, TERMINAL_STATUSES
 from gn_jobs_tui.core.model import MISSING, Job
 from gn_jobs_tui.processors import for_type
 from gn_jobs_tui.processors.base import Verdict
 
+T = TypeVar("T", Verdict, float)
 _VERDICTS: dict[Verdict, Verdict] = {}
 _FLOATS: dict[float, float] = {}
 SHARE_LIMIT = 100_000  # distinct verdicts/progress values shared; beyond, each keeps its own
 
 
-def _shared(cache: dict, value: object) -> object:  # type: ignore[type-arg]
-    if value is None:
-        return None
-    found = cache.get(value)
+def _shared(cache: dict[T, T], value: T) -> T:
+    """One object for equal values (a million rows, a few distinct verdicts)."""
+    try:
+        found = cache.get(value)
+    except TypeError:  # a plugin's verdict that cannot be hashed: kept as it is
+        return value
     if found is not None:
         return found
     if len(cache) < SHARE_LIMIT:
@@ -45,12 +50,12 @@ class Row:
         self.job_type = job.job_type
         self.user_id = job.user_id
         self.effective_status = job.effective_status
-        self.verdict: Verdict = _shared(_VERDICTS, proc.verdict(job))  # type: ignore[assignment]
+        self.verdict = _shared(_VERDICTS, proc.verdict(job))
         self.created = job.created
         self.started = job.started
         self.finished = job.finished
         self.host = job.host
-        self.progress: float | None = _shared(_FLOATS, job.progress)  # type: ignore[assignment]
+        self.progress = None if job.progress is None else _shared(_FLOATS, job.progress)
         self.message = job.message
         summary = proc.summary(job)
         self.summary = job.message if summary == job.message else summary

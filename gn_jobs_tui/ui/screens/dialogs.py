@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, OptionList, Static
@@ -124,8 +124,8 @@ class HelpScreen(ModalScreen[None]):
         seen: set[str] = set()
         own = {b.action for b in type(screen).BINDINGS if hasattr(b, "action")}
 
-        def rank(active: object) -> int:
-            node, binding = active.node, active.binding  # type: ignore[attr-defined]
+        def rank(active: ActiveBinding) -> int:
+            node, binding = active.node, active.binding
             if node is screen and binding.action in own:
                 return 0
             return 1 if node is screen.app else 2
