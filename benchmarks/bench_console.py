@@ -128,9 +128,11 @@ def run(big: int = 100_000, small: int = 100) -> None:
         per_job = (big_run["rss_mb"] - small_run["rss_mb"]) * 1e6 / (big - small)
         base = child("listing", srv.url, "cbig")
         base_per_job = base["rss_mb"] * 1e6 / base["jobs"]
+        feed_sets = big_run.get("feed_sets_mb", 0.0) * 1e6 / big
         check("console memory per job (RSS delta)", per_job / 1000, "KB/job", "<= 0.5",
               per_job <= 500, note=f"{per_job / base_per_job:.2f}x the Job objects alone "
-              f"({base_per_job / 1000:.2f} KB/job)")
+              f"({base_per_job / 1000:.2f} KB/job); of it the feed's id sets "
+              f"{feed_sets / 1000:.3f} KB/job")
         # Idle: nothing changes on screen, so nothing may be written.
         s_idle = Store.from_url(srv.url, "cidle")
         fill(s_idle, 2000)

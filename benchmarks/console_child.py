@@ -139,6 +139,9 @@ async def load(url: str, prefix: str, n: int) -> dict[str, float]:
         gc.collect()
         out["rss_mb"] = psutil.Process().memory_info().rss / 1e6
         out["jobs"] = len(app.index.jobs)
+        # What the feed keeps besides (its sets of ids): tables only, the ids are shared.
+        out["feed_sets_mb"] = sum(sys.getsizeof(getattr(app.feed, name, ()))
+                                  for name in ("known", "known_active", "unindexed")) / 1e6
     return out
 
 

@@ -83,6 +83,16 @@ class HostStat:
     def running(self) -> int:
         return self.statuses.get("running", 0)
 
+    def add_many(self, rows: list[Row]) -> None:
+        self.statuses.update(r.effective_status for r in rows)
+        health = Counter(r.hb for r in rows if r.hb is not None)
+        self.unknown += health["unknown"]
+        self.alive += health["alive"]
+        self.lapsed += health["lapsed"]
+        seen = max((r.finished or r.started or r.created or 0.0) for r in rows)
+        if seen > self.last_seen:
+            self.last_seen = seen
+
     def add(self, job: Row, sign: int) -> None:
         self.statuses[job.effective_status] += sign
         if job.hb == "unknown":
@@ -248,6 +258,29 @@ class JobIndex:
                 self.distinct_version += 1
             stat.add(job, sign)
 
+    def _count_new(self, rows: list[Row]) -> None:
+        """`_count` and `_note_recent` for many new rows at once (counting in C)."""
+        self.jobs.update((r.job_id, r) for r in rows)
+        sizes = (len(self.user_counts), len(self.type_counts), len(self.hosts))
+        self.status_counts.update(r.effective_status for r in rows)
+        self.user_counts.update(r.user_id for r in rows)
+        self.type_counts.update(r.job_type for r in rows)
+        by_host: dict[str, list[Row]] = {}
+        for r in rows:
+            if r.host:
+                by_host.setdefault(r.host, []).append(r)
+        for host, group in by_host.items():
+            stat = self.hosts.get(host)
+            if stat is None:
+                stat = self.hosts[host] = HostStat()
+            stat.add_many(group)
+        if sizes != (len(self.user_counts), len(self.type_counts), len(self.hosts)):
+            self.distinct_version += 1
+        horizon = self.clock() - RECENT
+        # finished >= started >= created: the latest known of them says whether it is recent.
+        self.recent.update((r.job_id, r) for r in rows
+                           if (r.finished or r.started or r.created or 0.0) >= horizon)
+
     def _note_recent(self, job: Row, horizon: float) -> None:
         if max(job.created or 0.0, job.started or 0.0, job.finished or 0.0) >= horizon:
             self.recent[job.job_id] = job
@@ -267,11 +300,7 @@ class JobIndex:
             if len(fresh) != len(page) else []
         if not fresh:
             return changed
-        horizon = self.clock() - RECENT
-        for job in fresh:
-            self.jobs[job.job_id] = job
-            self._count(job, 1)
-            self._note_recent(job, horizon)
+        self._count_new(fresh)
         fresh.reverse()  # oldest first, like `base`
         keys = [base_key(j) for j in fresh]
         ordered = all(a < b for a, b in zip(keys, keys[1:], strict=False))

@@ -101,7 +101,7 @@ def _term_hits(term: Term, job: Row) -> bool:
         return host == value or host.startswith(value + ".")  # node-a, node-a.example.org
     if kind == "id":
         return job.job_id.startswith(value) or fuzzy_id(value, job.job_id)
-    summary = job.summary if job.summary is not job.message else ""
+    summary = job.summary if job.summary != (job.message or "") else ""
     hay = f"{job.job_id} {job.job_type} {job.user_id} {job.effective_status} {job.host or ''} " \
           f"{job.message or ''} {summary}".lower()
     if value in hay:

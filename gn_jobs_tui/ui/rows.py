@@ -18,9 +18,9 @@ from typing import TypeVar
 from gn_jobs_tui.core.keys import RUNNING, TERMINAL_STATUSES
 from gn_jobs_tui.core.model import MISSING, Job
 from gn_jobs_tui.processors import for_type
-from gn_jobs_tui.processors.base import Verdict
+from gn_jobs_tui.processors.base import Processor, Verdict
 
-T = TypeVar("T", Verdict, float)
+T = TypeVar("T", Verdict, float, tuple[object, ...])
 _VERDICTS: dict[Verdict, Verdict] = {}
 _FLOATS: dict[float, float] = {}
 SHARE_LIMIT = 100_000  # distinct verdicts/progress values shared; beyond, each keeps its own
@@ -39,10 +39,17 @@ def _shared(cache: dict[T, T], value: T) -> T:
     return value
 
 
+_ODD: dict[tuple[object, ...], tuple[object, ...]] = {}
+_PLAIN = ((), None, None)  # damage, heartbeat health, retried_by of most jobs
+
+
 class Row:
+    """12 slots (128 bytes): the message and its summary share one slot when they are
+    the same text, and damage, heartbeat health and `retried_by` share one (None for
+    most jobs, else a tuple shared by every row with the same values)."""
+
     __slots__ = ("job_id", "job_type", "user_id", "effective_status", "verdict", "created",
-                 "started", "finished", "host", "progress", "message", "summary", "damage",
-                 "hb", "retried_by")
+                 "started", "finished", "host", "progress", "_text", "_odd")
 
     def __init__(self, job: Job) -> None:
         proc = for_type(job.job_type)
@@ -56,18 +63,46 @@ class Row:
         self.finished = job.finished
         self.host = job.host
         self.progress = None if job.progress is None else _shared(_FLOATS, job.progress)
-        self.message = job.message
-        summary = proc.summary(job)
-        self.summary = job.message if summary == job.message else summary
-        self.damage = job.damage
+        message = job.message
+        if message and type(proc).summary is Processor.summary and message.isprintable() \
+                and not message.isspace():
+            summary = message  # one printable line: what the generic summary gives (fast path)
+        else:
+            summary = proc.summary(job)
+        same = summary == (message or "")
+        self._text: str | tuple[str | None, str] | None = message if same else (message, summary)
         # Heartbeat health of a running job: alive, lapsed, or ours to judge not at all.
         if job.status != RUNNING:
-            self.hb: str | None = None
+            hb: str | None = None
         elif job.heartbeat is None or job.heartbeat_alive is None:
-            self.hb = "unknown"
+            hb = "unknown"
         else:
-            self.hb = "alive" if job.heartbeat_alive else "lapsed"
-        self.retried_by = job.retried_by
+            hb = "alive" if job.heartbeat_alive else "lapsed"
+        odd = (job.damage, hb, job.retried_by)
+        self._odd = None if odd == _PLAIN else _shared(_ODD, odd)
+
+    @property
+    def message(self) -> str | None:
+        text = self._text
+        return text[0] if isinstance(text, tuple) else text
+
+    @property
+    def summary(self) -> str:
+        """What the table shows as the message: the processor's summary."""
+        text = self._text
+        return text[1] if isinstance(text, tuple) else (text or "")
+
+    @property
+    def damage(self) -> tuple[str, ...]:
+        return self._odd[0] if self._odd is not None else ()  # type: ignore[return-value]
+
+    @property
+    def hb(self) -> str | None:
+        return self._odd[1] if self._odd is not None else None  # type: ignore[return-value]
+
+    @property
+    def retried_by(self) -> str | None:
+        return self._odd[2] if self._odd is not None else None  # type: ignore[return-value]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Row):
