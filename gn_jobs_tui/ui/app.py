@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -52,6 +53,9 @@ from gn_jobs_tui.ui.widgets.status_bar import StatusBar
 
 #: Changes held while paused; past this the console resumes by itself (memory).
 HOLD_LIMIT = 200_000
+#: Index work per turn of the message queue, and jobs per slice of a page.
+STEP = 0.015
+SLICE = 1000
 PREVIEW_ROWS = 80
 
 
@@ -85,7 +89,8 @@ class JobsApp(App[None]):
         self.paused_since: float | None = None
         self.polled = False
         self.last_data: float | None = None
-        self._held: list[Message] = []
+        self._inbox: deque[Message] = deque()  # data in, taken into the index in order
+        self._drain_pending = False
         self._reload_asked = False
 
     def on_mount(self) -> None:
@@ -159,17 +164,51 @@ class JobsApp(App[None]):
 
     def on_jobs_loaded(self, message: JobsLoaded) -> None:
         self._seen_data()
-        if self.paused_since is not None:
-            self._hold(message)
-            return
-        self._load(message)
+        if message.reset and self.paused_since is not None:
+            self._inbox.clear()  # a reload replaces everything held
+        self._inbox.append(message)
+        self._drain()
 
     def on_jobs_changed(self, message: JobsChanged) -> None:
         self._seen_data()
+        self._inbox.append(message)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Take what arrived into the index, in order, a bounded slice of work at a time.
+
+        A page of 5,000 jobs costs tens of milliseconds: taken in slices, with the
+        rest left for after the messages queued meanwhile (keys, repaints), the UI
+        never waits on it. While paused, nothing is taken: it waits here.
+        """
+        self._drain_pending = False
         if self.paused_since is not None:
-            self._hold(message)
+            if self.waiting_count() > HOLD_LIMIT:
+                self.notify("too many changes while paused: live again", severity="warning")
+                self.toggle_pause()
+            else:
+                self.sync_bars()
             return
-        self._apply(message.jobs, message.removed)
+        deadline = time.perf_counter() + STEP
+        inbox = self._inbox
+        while inbox:
+            message = inbox[0]
+            if isinstance(message, JobsLoaded):
+                if len(message.jobs) > SLICE:
+                    part = JobsLoaded(message.jobs[:SLICE], reset=message.reset)
+                    message.jobs, message.reset = message.jobs[SLICE:], False
+                else:
+                    part = inbox.popleft()  # type: ignore[assignment]
+                self._load(part)
+            else:
+                inbox.popleft()
+                if isinstance(message, JobsChanged):
+                    self._apply(message.jobs, message.removed)
+            if time.perf_counter() > deadline:
+                break
+        if inbox and not self._drain_pending:
+            self._drain_pending = True
+            self.call_later(self._drain)
 
     def on_polled(self, message: Polled) -> None:
         self.polled = True
@@ -247,32 +286,15 @@ class JobsApp(App[None]):
             self.paused_since = time.monotonic()
             self.notify("live updates paused: changes wait until p is pressed again", timeout=3)
         else:
-            held, self._held = self._held, []
+            waiting = self.waiting_count()
             self.paused_since = None
-            for message in held:
-                if isinstance(message, JobsLoaded):
-                    self._load(message)
-                elif isinstance(message, JobsChanged):
-                    self._apply(message.jobs, message.removed)
-            self.notify(f"live again: {self._count(held):,} changes applied", timeout=2)
+            self._drain()
+            self.notify(f"live again: {waiting:,} changes applied", timeout=2)
         self.sync_bars()
 
-    def _hold(self, message: Message) -> None:
-        if isinstance(message, JobsLoaded) and message.reset:
-            self._held.clear()  # a reload replaces everything held
-        self._held.append(message)
-        if self._count(self._held) > HOLD_LIMIT:
-            self.notify("too many changes while paused: live again", severity="warning")
-            self.toggle_pause()
-        else:
-            self.sync_bars()
-
-    @staticmethod
-    def _count(held: list[Message]) -> int:
-        return sum(len(getattr(m, "jobs", ())) + len(getattr(m, "removed", ())) for m in held)
-
     def waiting_count(self) -> int:
-        return self._count(self._held)
+        return sum(len(getattr(m, "jobs", ())) + len(getattr(m, "removed", ()))
+                   for m in self._inbox)
 
     def paused_for(self) -> str:
         if self.paused_since is None:
@@ -326,6 +348,10 @@ class JobsApp(App[None]):
         try:
             result = ordering.run(build, PREVIEW_ROWS,
                                   lambda rows: self.post_message(OrderPreview(build, rows)))
+            build.source = []  # the snapshot is done with: freed now, never walked
+            # The new lists live until the next sort: out of the collector's way, as the
+            # rows are (walking a list of a million costs a tenth of a second).
+            gc.freeze()
         finally:
             if enabled:
                 gc.enable()
@@ -341,11 +367,7 @@ class JobsApp(App[None]):
     def on_order_built(self, message: OrderBuilt) -> None:
         build, result = message.build, message.result
         if isinstance(build, Build) and (result is None or isinstance(result, Result)):
-            if self.index.finish(build, result):
-                # The new lists live until the next sort: out of the collector's way, as
-                # the loaded jobs are (young cyclic garbage is collected first).
-                gc.collect(1)
-                gc.freeze()
+            self.index.finish(build, result)
         self._run_builds()
         main = self.main_screen()
         if main is not None:

@@ -193,7 +193,7 @@ class JobIndex:
             source = self.base[:]
         else:
             source = self.sorted_all[:]
-        self.building = Build(self._serial, view, level, source)
+        self.building = Build(self._serial, view, level, source, size=len(source))
         self.unsorted = 0
         return self.building
 
@@ -217,7 +217,7 @@ class JobIndex:
         self.building = None
         self.preview = None
         view, log = build.view, build.log
-        if len(log) > 1 and len(log) * max(1, len(build.source)) > MOVE_BUDGET:
+        if len(log) > 1 and len(log) * max(1, build.size) > MOVE_BUDGET:
             self._start(view, build.level)  # too much changed meanwhile: again, from now
             return False
         key = view.key()

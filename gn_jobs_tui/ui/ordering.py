@@ -27,8 +27,8 @@ SORT_KEYS = ("id", "type", "user", "status", "progress", "created", "started", "
              "elapsed", "host", "message")
 DEFAULT_SORT = "created"
 #: Slices sorted by one C call: a few milliseconds each, so the UI thread waits no longer.
-CHUNK = 20_000
-MERGE_STEP = 20_000
+CHUNK = 10_000
+MERGE_STEP = 10_000
 
 Key = Callable[[Row], Any]
 
@@ -124,6 +124,7 @@ class Build:
     level: str
     source: list[Row] = field(repr=False)
     log: list[tuple[Row | None, Row | None]] = field(default_factory=list, repr=False)
+    size: int = 0  # len(source) when it started (the source is dropped once used)
     started: bool = False  # handed to a runner (the app) already
     cancelled: bool = False
 
