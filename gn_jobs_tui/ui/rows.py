@@ -1,4 +1,4 @@
-"""What the console keeps of each job: a `Row`, about 60% of a `Job`.
+"""What the console keeps of each job: a `Row`, under half of a `Job`.
 
 A million jobs stay in memory for the table. A Row holds the fields the
 table, the filters, the sorts and the views read, with the processor's
@@ -40,28 +40,28 @@ def _shared(cache: dict[T, T], value: T) -> T:
 
 
 _ODD: dict[tuple[object, ...], tuple[object, ...]] = {}
+_WHO: dict[tuple[object, ...], tuple[object, ...]] = {}
 _PLAIN = ((), None, None)  # damage, heartbeat health, retried_by of most jobs
 
 
 class Row:
-    """12 slots (128 bytes): the message and its summary share one slot when they are
-    the same text, and damage, heartbeat health and `retried_by` share one (None for
-    most jobs, else a tuple shared by every row with the same values)."""
+    """10 slots (112 bytes): type, user and host share one slot (a tuple shared by every
+    row with the same three), the message and its summary share one when they are the
+    same text, and damage, heartbeat health and `retried_by` share one (None for most
+    jobs, else a shared tuple)."""
 
-    __slots__ = ("job_id", "job_type", "user_id", "effective_status", "verdict", "created",
-                 "started", "finished", "host", "progress", "_text", "_odd")
+    __slots__ = ("job_id", "_who", "effective_status", "verdict", "created", "started",
+                 "finished", "progress", "_text", "_odd")
 
     def __init__(self, job: Job) -> None:
         proc = for_type(job.job_type)
         self.job_id = job.job_id
-        self.job_type = job.job_type
-        self.user_id = job.user_id
+        self._who = _shared(_WHO, (job.job_type, job.user_id, job.host))
         self.effective_status = job.effective_status
         self.verdict = _shared(_VERDICTS, proc.verdict(job))
         self.created = job.created
         self.started = job.started
         self.finished = job.finished
-        self.host = job.host
         self.progress = None if job.progress is None else _shared(_FLOATS, job.progress)
         message = job.message
         if message and type(proc).summary is Processor.summary and message.isprintable() \
@@ -80,6 +80,18 @@ class Row:
             hb = "alive" if job.heartbeat_alive else "lapsed"
         odd = (job.damage, hb, job.retried_by)
         self._odd = None if odd == _PLAIN else _shared(_ODD, odd)
+
+    @property
+    def job_type(self) -> str:
+        return self._who[0]  # type: ignore[return-value]
+
+    @property
+    def user_id(self) -> str:
+        return self._who[1]  # type: ignore[return-value]
+
+    @property
+    def host(self) -> str | None:
+        return self._who[2]  # type: ignore[return-value]
 
     @property
     def message(self) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from textual import events
 from textual.app import ComposeResult
 from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
 
 #: Shown only at WIDE columns or more.
 WIDE_ONLY = frozenset({"users", "pause", "hosts", "pulse", "columns", "audit"})
@@ -26,7 +25,8 @@ class JobsFooter(Footer):
 
     def compose(self) -> ComposeResult:
         for widget in super().compose():
-            if isinstance(widget, FooterKey) and widget.action in WIDE_ONLY:
+            # Footer keys carry the action they run (FooterKey is not exported by Textual).
+            if getattr(widget, "action", None) in WIDE_ONLY:
                 widget.add_class("-wide")
             yield widget
 
