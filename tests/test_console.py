@@ -135,7 +135,8 @@ def test_retry_creates_one_new_job_and_selects_it(config: Config, store: Store) 
             await pilot.press("r")
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
             await pilot.press("y")
-            await until(pilot, lambda: app.screen.table.cursor_id not in (None, job_id),
+            await until(pilot, lambda: isinstance(app.screen, MainScreen) and
+                        app.screen.table.cursor_id not in (None, job_id),
                         what="new job selected")
             new_id = app.screen.table.cursor_id
             assert store.get_job(new_id).retry_of == job_id

@@ -206,7 +206,8 @@ def test_feedback_for_reload_ambiguous_ids(config: Config, seeded: Store, tmp_pa
             await pilot.press("g")
             await until(pilot, lambda: isinstance(app.screen, AskScreen), what="ask")
             await pilot.press(*"fa11", "enter")
-            await until(pilot, lambda: app.screen.table.cursor_id.startswith("fa11"),
+            await until(pilot, lambda: isinstance(app.screen, MainScreen) and
+                        app.screen.table.cursor_id.startswith("fa11"),
                         what="the job selected")
 
     run(go())
@@ -460,7 +461,7 @@ def test_bulk_mark_all_matching(config: Config, seeded: Store, tmp_path: Path) -
         async with app.run_test(size=(100, 30)) as pilot:
             await loaded(pilot, app)
             await pilot.press("slash", *"user:bob", "enter", "M")
-            await until(pilot, lambda: app.screen.table.marked, what="marks")
+            await until(pilot, lambda: app.main_screen().table.marked, what="marks")
             bobs = {j.job_id for j in app.index.jobs.values() if j.user_id == "bob"}
             assert app.screen.table.marked == bobs
             await pilot.press("M")
