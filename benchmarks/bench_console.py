@@ -99,6 +99,10 @@ def run(big: int = 100_000, small: int = 100) -> None:
         small_run = min((child("load", srv.url, "csmall", str(small)) for _ in range(2)),
                         key=lambda r: r["first_screen_s"])
         big_run = child("load", srv.url, "cbig", str(big))
+        first = big_run["first_screen_s"]
+        if big <= 200_000:  # a second load is cheap here: the first screen is noisy
+            first = min(first, child("load", srv.url, "cbig", str(big))["first_screen_s"])
+        big_run["first_screen_s"] = first
         ratio = big_run["first_screen_s"] / small_run["first_screen_s"]
         report(f"console {big:,}: time to first screen", big_run["first_screen_s"], "s")
         report(f"console {small}: time to first screen", small_run["first_screen_s"], "s")
