@@ -538,6 +538,32 @@ class Store(_Base):
                 job.children = [to_text(m) or "" for m in self.r.lrange(ckey, 0, -1)]
         return job
 
+    def get_jobs_full(self, listed: Sequence[Job]) -> list[Job]:
+        """Every field of listed jobs (`list --json`), a page per round trip.
+
+        What the listing learnt that the hash lacks (the user of the index it
+        came from, the index score) is kept.
+        """
+        out: list[Job] = []
+        for i in range(0, len(listed), PAGE):
+            chunk = listed[i:i + PAGE]
+            cmds: list[Cmd] = []
+            for job in chunk:
+                cmds += [("HGETALL", self.keys.job(job.job_id)),
+                         ("EXISTS", self.keys.heartbeat(job.job_id))]
+            replies = self._run(cmds, transaction=False, raise_on_error=False)
+            for n, job in enumerate(chunk):
+                raw, alive = replies[2 * n], replies[2 * n + 1]
+                if not isinstance(raw, dict) or not raw:
+                    out.append(job)  # gone since, or not a hash: what the listing saw
+                    continue
+                hint = job.user_id if job.user_id != "unknown" else None
+                full = parse_job(job.job_id, raw, heartbeat_alive=bool(alive), user_hint=hint)
+                if full.created is None:
+                    full.created = job.created
+                out.append(full)
+        return out
+
     def _rows(self, ids: Sequence[str], scores: Sequence[Any]) -> list[Any]:
         """Flat listing rows for these ids, built from pipelines."""
         replies = self._run(self._row_cmds(ids), transaction=False, raise_on_error=False)
