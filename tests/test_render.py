@@ -75,7 +75,7 @@ def test_list_and_show_json_share_one_shape(config: Config, seeded: Store) -> No
     assert shown["children"] and shown["children_state"] and shown["output_lines"] == 0
     # What only `show` reads (its keys' contents) is null in a listing and named so.
     assert row["unread"] == ["output_lines", "children_state"]
-    for key in ("command", "params", "pid", "children", "extra"):
+    for key in ("command", "params", "children", "extra"):
         assert row[key] == shown[key] and row[key] is not None, key
     for key in set(row) - {"unread", "output_lines", "children_state"}:
         assert row[key] == shown[key], key
