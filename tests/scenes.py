@@ -118,6 +118,19 @@ def seed(store: Store) -> None:
              finished=repr(t + 1030 - i * 60), exit_code="0", progress="100", message="done")
 
 
+def seed_gn2(store: Store) -> None:
+    """GeneNetwork2's jobs, as its runner writes them: no index, a verdict beside `status`."""
+    from tests.producers import gn2_job, gn2_manager
+
+    gn2_job(store.r, prefix=store.prefix, job_id="f0e1d2c3-0000-4000-8000-00000000a001",
+            stdout="loading HC_M2_0606_P\ncomputing correlations for 41,000 traits\n",
+            stderr="Traceback (most recent call last):\n  File \"scripts/corr.py\", line 88, "
+                   "in compute\nValueError: trait 1427384_at has no values\n")
+    gn2_job(store.r, prefix=store.prefix, job_id="a0b1c2d3-0000-4000-8000-00000000a002",
+            status="running", verdict=None, return_code=None, stdout="loading BXD genotypes\n")
+    gn2_manager(store.r, store.prefix)
+
+
 async def loaded(pilot: Pilot) -> None:
     app = pilot.app
     for _ in range(200):
@@ -153,6 +166,8 @@ class Scene:
     read_only: bool = False
     user: str | None = None
     down: bool = False
+    #: Added to the prefix: scenes of another producer's jobs (seeded by `seed_gn2`).
+    suffix: str = ""
 
 
 SCENES = [
@@ -192,6 +207,8 @@ SCENES = [
     # states
     Scene("disconnected", (80, 24), disconnected, down=True),
     Scene("read_only", (80, 24), press(), read_only=True),
+    # GeneNetwork2's job that failed by its `completion-status`, its stderr in the output pane.
+    Scene("gn2_failed", (120, 40), press("enter", "down"), suffix="-gn2"),
 ]
 
 
@@ -201,7 +218,7 @@ def make_app(scene: Scene, url: str, prefix: str) -> JobsApp:
     os.environ["LOGNAME"] = "operator"  # the launcher's default user, same on every machine
     if scene.down:
         url = "redis://ops:hunter2@127.0.0.1:1/0"
-    config = Config(url, prefix, read_only=scene.read_only)
+    config = Config(url, prefix + scene.suffix, read_only=scene.read_only)
     # Default settings whatever the user running the tests has saved.
     return JobsApp(config, user=scene.user, clock=lambda: NOW, server_label=LABEL,
                    poll_interval=3600, tick=0,
@@ -223,6 +240,7 @@ def main() -> None:
         try:
             store = Store.from_url(srv.url, "scenes")
             seed(store)
+            seed_gn2(Store.from_url(srv.url, "scenes-gn2"))
             for scene in SCENES:
                 app = make_app(scene, srv.url, "scenes")
 

@@ -23,7 +23,7 @@ from textual.widgets import ContentSwitcher, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from gn_jobs_tui.core.model import Job
-from gn_jobs_tui.core.outputs import KeyState
+from gn_jobs_tui.core.outputs import KeyState, output_from_fields
 from gn_jobs_tui.core.redact import redact_text
 from gn_jobs_tui.processors import for_type
 from gn_jobs_tui.processors.base import Visible, entry_line
@@ -135,7 +135,9 @@ class DetailScreen(Screen[None]):
                     children.setdefault(name, KeyState(name))
                 states = [output, *children.values()]
                 await store.read_keys(states)
-                self.post_message(DetailData(job, output, list(children.values())))
+                # Other producers keep the output in the job's hash (`stdout`, `stderr`).
+                shown = output_from_fields(job) if output.kind == "none" and job else None
+                self.post_message(DetailData(job, shown or output, list(children.values())))
             except (redis.RedisError, OSError) as exc:
                 msg = redact_text(f"{type(exc).__name__}: {exc}", app.config.url)
                 self.query_one("#pane-body", Static).update(
