@@ -469,7 +469,9 @@ TOPOLOGY = """
     ctx.flush(10)
     import time
     deadline = time.monotonic() + 10
-    while None in ctx.latest(keys) and time.monotonic() < deadline:
+    # Follow reads are polled: the last entry seen may still be an earlier one.
+    while any(e is None or e["kind"] != "finish" for e in ctx.latest(keys)) \
+            and time.monotonic() < deadline:
         time.sleep(0.1)
     print(",".join(e["kind"] if e else "-" for e in ctx.latest(keys)), flush=True)
 """
