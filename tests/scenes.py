@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import DataTable, Input
 
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.store import Store
@@ -146,8 +147,28 @@ def press(*keys: str) -> Callable[[Pilot], Awaitable[None]]:
         for key in keys:
             await pilot.press(key)
             await pilot.pause(0.05)
-        await pilot.pause(0.4)
+        await settled(pilot)
     return run
+
+
+async def settled(pilot: Pilot) -> None:
+    """The scene, not a moment of it: one-shot workers done (an audit read, a sort, a
+    launch), their tables laid out, and a text cursor's blink held hidden."""
+    for _ in range(200):
+        if not any(w.is_running and w.group not in ("feed", "detail") for w in pilot.app.workers):
+            break
+        await pilot.pause(0.05)
+    # A DataTable sizes its columns when its queue is idle: on a loaded machine that can
+    # come after the pause below (Textual has no public "laid out" signal; these are its own).
+    for _ in range(200):
+        if not any(t._require_update_dimensions or t._new_rows or t._updated_cells
+                   for t in pilot.app.screen.query(DataTable)):
+            break
+        await pilot.pause(0.05)
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause(0.4)
+    await pilot.wait_for_scheduled_animations()
 
 
 async def disconnected(pilot: Pilot) -> None:
