@@ -482,10 +482,49 @@ def test_help_and_palette_list_every_action(config: Config, seeded: Store,
             await loaded(pilot, app)
             titles = {c.title for c in app.get_system_commands(app.screen)}
             assert set(wanted) <= titles
+            assert footer_keys(app) <= titles and "Help" in titles  # the walk found Help missing
             await pilot.press("question_mark")
             await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
             help_rows = {desc for _, desc in app.screen.rows}
             assert set(wanted) <= help_rows
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, MainScreen), what="back")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="drill-down")
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            assert footer_keys(app) <= titles and "Help" in titles
+
+    run(go())
+
+
+def footer_keys(app: JobsApp) -> set[str]:
+    """What the footer shows on the current screen: every one must be a palette command."""
+    return {a.binding.description for a in app.screen.active_bindings.values()
+            if a.binding.show and a.binding.description and a.node is app.screen}
+
+
+def test_the_drill_down_pane_takes_focus_and_scrolls_at_80x24(config: Config, seeded: Store,
+                                                              tmp_path: Path) -> None:
+    """The walk at 80x24: a QC summary is wider and taller than the pane; Tab must reach the
+    pane and the keys scroll it (it was not focusable: only `show` could read it)."""
+    async def go() -> None:
+        app = make_app(config, tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(pilot, app)
+            await pilot.press("g")
+            await until(pilot, lambda: isinstance(app.screen, AskScreen), what="ask")
+            await pilot.press(*"9c0ffee0", "enter")
+            await until(pilot, lambda: isinstance(app.screen, MainScreen) and
+                        app.screen.table.cursor_id.startswith("9c0ffee0"), what="selected")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="drill-down")
+            pane = app.screen.query_one("#pane")
+            await until(pilot, lambda: pane.max_scroll_y > 0 and pane.max_scroll_x > 0,
+                        what="a pane larger than the screen")
+            await pilot.press("tab")
+            assert app.focused is pane
+            await pilot.press("pagedown", "right", "right")
+            await until(pilot, lambda: pane.scroll_y > 0 and pane.scroll_x > 0, what="scrolled")
 
     run(go())
 

@@ -450,7 +450,8 @@ class JobsApp(App[None]):
     # -- command palette: the same actions as the keys ------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        seen = {"app.help", "help", "app.quit", "quit", "refuse_write"}
+        # Textual's own commands include quit but not our `?` help screen: that one is ours.
+        seen = {"app.quit", "quit", "refuse_write"}
         for active in screen.active_bindings.values():
             binding = active.binding
             if not binding.description or binding.action in seen:

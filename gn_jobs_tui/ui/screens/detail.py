@@ -89,7 +89,9 @@ class DetailScreen(Screen[None]):
             tree.show_root = True
             yield tree
             with ContentSwitcher(initial="pane", id="panes"):
-                with ScrollableContainer(id="pane", can_focus=False):
+                # Focusable (Tab): at 80x24 a QC table or summary is wider and taller
+                # than the pane, and the keys must reach all of it.
+                with ScrollableContainer(id="pane", can_focus=True):
                     yield Static(Text("loading…", style="dim"), id="pane-body")
                 with Vertical(id="output-area"):
                     yield Static("", id="output-head")
