@@ -42,8 +42,9 @@ def rate_text(failed: int, finished: int) -> Text:
 
 def render(pulse: Pulse) -> RenderableType:
     minutes = pulse.bucket_seconds / 60
-    finished = sum(f.finished for f in pulse.types)
+    # Both rates over the same kind of job: completed, failed or lost; a kill was on purpose.
     failed = sum(sum(f.series.failed) for f in pulse.types)
+    finished = failed + sum(sum(f.series.completed) for f in pulse.types)
     head = Text.assemble(
         ("Pulse", "bold"), f" · last hour, a bar per {minutes:g} min · from memory\n",
         ("failure rate, last 15 min: ", "bold"),
