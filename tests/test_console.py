@@ -143,6 +143,10 @@ def test_retry_creates_one_new_job_and_selects_it(config: Config, store: Store) 
             # Retrying it again is not offered: it says why and makes no second job.
             app.screen.table.select(job_id)
             await until(pilot, lambda: app.index.jobs[job_id].retried_by == new_id, what="link")
+            # Its row says it was dealt with (the walk found nothing marking it).
+            await until(pilot, lambda: any(job_id[:8] in line and "failed ↻" in line
+                                           for line in screen_text(app).splitlines()),
+                        what="the retried mark")
             await pilot.press("r")
             await pilot.pause(0.5)
             assert isinstance(app.screen, MainScreen)

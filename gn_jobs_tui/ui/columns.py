@@ -136,6 +136,8 @@ def cell(job: Row, key: str, now: float, relative: bool) -> Text | str:
     if key == "status":
         verdict = job.verdict
         status = Text(visible(verdict.label, newlines=False), style=verdict.style)
+        if job.retried_by:
+            status.append(" ↻", style="dim")  # dealt with: a retry exists (r, R skip it)
         return Text.assemble(("! ", "bold red"), status) if job.damage else status
     if key == "progress":
         return progress_cell(job.progress)
