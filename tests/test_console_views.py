@@ -425,6 +425,16 @@ def test_filter_tokens_in_the_table(config: Config, seeded: Store, tmp_path: Pat
     assert run_async(shown("9cff")) == {"9c0ffee0"}
     assert run_async(shown("-host:node-a")) == {"broken00", "c0ffee00", "fa11ed00"}
 
+    async def typo() -> str:
+        app = make_app(config, tmp_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await loaded(pilot, app)
+            await pilot.press("slash", *"usr:carol", "enter")
+            await until(pilot, lambda: "not a filter" in screen_text(app), what="the typo named")
+            return screen_text(app)
+
+    assert "no jobs match: usr: is not a filter (user: type: status: host: id:)" in run_async(typo())
+
 
 def test_pause_holds_changes_and_the_bar_says_so(config: Config, seeded: Store,
                                                  tmp_path: Path) -> None:

@@ -193,6 +193,12 @@ def test_filter_tokens(text: str, hits: set[str]) -> None:
     assert {k for k, j in jobs.items() if query.matches(Row(j))} == hits
 
 
+def test_a_token_of_no_known_kind_is_named_as_a_typo() -> None:
+    """The walk: `usr:bob` matched nothing and said nothing; the table now names `usr:`."""
+    assert Query.parse("usr:bob -Foo:x user:alice boom").unknown == ["usr:", "foo:"]
+    assert Query.parse("user:alice status:failed id:9c 9cff http://x").unknown == []
+
+
 def test_fuzzy_ids_need_the_first_letter_and_the_rest_in_order() -> None:
     assert fuzzy_id("9cff", "9c0ffee000")
     assert not fuzzy_id("cff", "9c0ffee000")  # not anchored: no

@@ -70,6 +70,12 @@ class Query:
     def __bool__(self) -> bool:
         return bool(self.terms)
 
+    @property
+    def unknown(self) -> list[str]:
+        """Words that look like a token of no known kind (`usr:bob`): a typo, said on screen."""
+        return [t.value.split(":", 1)[0] + ":" for t in self.terms
+                if not t.kind and re.fullmatch(r"[a-z_]+:[^/].*", t.value)]
+
     def values(self, kind: str) -> list[str]:
         return [t.value for t in self.terms if t.kind == kind and not t.negate]
 

@@ -343,8 +343,10 @@ class JobTable(ScrollView, can_focus=True):
         self._painted.pop(y, None)
         if not len(self.index) and y == 2:
             busy = self.index.building is not None or self.index.loading
-            msg = Text("  loading…" if busy else "  no jobs match" if self.index.jobs
-                       else "  no jobs yet")
+            typos = self.index.query.unknown
+            msg = Text("  loading…" if busy else "  no jobs yet" if not self.index.jobs
+                       else f"  no jobs match: {', '.join(typos)} is not a filter "
+                            f"(user: type: status: host: id:)" if typos else "  no jobs match")
             return self._line([(msg, width)], self._styles()["dim"])
         return Strip.blank(width, self._styles()["base"])
 
