@@ -162,7 +162,8 @@ class DetailScreen(Screen[None]):
         verdict = proc.verdict(self.job)
         tree.root.set_label(Text.assemble(f"{self.job.job_type} {self.job_id[:8]} ",
                                           (verdict.label, verdict.style)))
-        self._output_node.set_label(f"output ({message.output.seen:,} lines)"
+        seen = message.output.seen
+        self._output_node.set_label(f"output ({seen:,} line{'' if seen == 1 else 's'})"
                                     if message.output.kind != "none" else "output (none yet)")
         for i, child in enumerate(message.children):
             label = Text(f"#{i} {proc.child_label(child)}")
