@@ -57,6 +57,15 @@ async def loaded(pilot, app: JobsApp) -> None:  # noqa: ANN001
     await pilot.pause(0.1)
 
 
+async def go_to(pilot, app: JobsApp, start: str) -> None:  # noqa: ANN001
+    """`g`, the start of an id, Enter: that job selected in the table."""
+    await pilot.press("g")
+    await until(pilot, lambda: isinstance(app.screen, AskScreen), what="ask")
+    await pilot.press(*start, "enter")
+    await until(pilot, lambda: isinstance(app.screen, MainScreen) and
+                app.screen.table.cursor_id.startswith(start), what=f"job {start} selected")
+
+
 def lines(app: JobsApp) -> list[str]:
     return screen_text(app).splitlines()
 
@@ -203,12 +212,7 @@ def test_feedback_for_reload_ambiguous_ids(config: Config, seeded: Store, tmp_pa
             await until(pilot, lambda: any("ambiguous" in n.message and "jobs match '0'"
                                            in n.message for n in app._notifications),
                         what="ambiguous notice")
-            await pilot.press("g")
-            await until(pilot, lambda: isinstance(app.screen, AskScreen), what="ask")
-            await pilot.press(*"fa11", "enter")
-            await until(pilot, lambda: isinstance(app.screen, MainScreen) and
-                        app.screen.table.cursor_id.startswith("fa11"),
-                        what="the job selected")
+            await go_to(pilot, app, "fa11")
 
     run(go())
 
@@ -521,11 +525,7 @@ def test_the_drill_down_pane_takes_focus_and_scrolls_at_80x24(config: Config, se
         app = make_app(config, tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
             await loaded(pilot, app)
-            await pilot.press("g")
-            await until(pilot, lambda: isinstance(app.screen, AskScreen), what="ask")
-            await pilot.press(*"9c0ffee0", "enter")
-            await until(pilot, lambda: isinstance(app.screen, MainScreen) and
-                        app.screen.table.cursor_id.startswith("9c0ffee0"), what="selected")
+            await go_to(pilot, app, "9c0ffee0")
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="drill-down")
             pane = app.screen.query_one("#pane")
