@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -37,6 +38,14 @@ def ours() -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a timeout, a kill) unwinds like Ctrl+C: servers stopped, leftovers checked."""
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
 
 @atexit.register
