@@ -27,6 +27,30 @@ TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, KILLED, LOST})
 #: Every status this project writes, each with its own status index.
 OUR_STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, KILLED, LOST)
 RETRYABLE_STATUSES = frozenset({FAILED, KILLED, LOST})
+#: Fields the all-jobs table needs; the listing script fetches only these. They live here,
+#: not in `model`, so the supervisor (whose scripts need their order) never loads `model`.
+TABLE_FIELDS = (
+    "job_id",
+    "job_type",
+    "user_id",
+    "status",
+    "created",
+    "started",
+    "finished",
+    "host",
+    "progress",
+    "message",
+    "exit_code",
+    "error",
+    "errors",
+    "heartbeat",
+    "attempt",
+    "retry_of",
+    "retried_by",
+    "kill_requested",
+)
+#: What the listing fetches: our table fields, then every dialect's aliases.
+LIST_FIELDS = (*TABLE_FIELDS, *dialects.ALIAS_SOURCES)
 
 
 @dataclass(frozen=True)
