@@ -6,7 +6,7 @@ drift apart silently: grep this module to see everything the project touches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gn_jobs_tui.core import dialects
 
@@ -53,9 +53,12 @@ TABLE_FIELDS = (
 LIST_FIELDS = (*TABLE_FIELDS, *dialects.ALIAS_SOURCES)
 
 
-@dataclass(frozen=True)
-class Keys:
-    """Key names under one prefix `P`."""
+class Keys(NamedTuple):
+    """Key names under one prefix `P`.
+
+    A NamedTuple, not a dataclass: `dataclasses` costs the supervisor (one
+    process per running job) over a megabyte of imports.
+    """
 
     prefix: str = DEFAULT_PREFIX
 
