@@ -12,8 +12,7 @@ level: the supervisor parses URLs here without paying for redis-py.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 from gn_jobs_tui.core.redact import redact_url
@@ -40,20 +39,29 @@ class UrlError(ValueError):
     """A server URL or key prefix that cannot be used; the message is one line."""
 
 
-@dataclass(frozen=True)
-class Target:
-    """A parsed server URL: what to connect to, and how."""
+class Target(NamedTuple):
+    """A parsed server URL: what to connect to, and how.
 
-    url: str = field(repr=False)
+    A NamedTuple, not a dataclass: the supervisor parses URLs and must not pay
+    for `dataclasses` (over a megabyte per running job). `_replace` copies it.
+    """
+
+    url: str
     kind: str = "single"  # single | sentinel | cluster
     tls: bool = False
     hosts: tuple[tuple[str, int], ...] = ()
     path: str | None = None  # unix socket
     db: int = 0
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: str | None = None
     service: str | None = None  # sentinel service (primary) name
     options: tuple[tuple[str, str], ...] = ()
+
+    def __repr__(self) -> str:
+        """Every field but `url` and `password`: a repr must never show a secret."""
+        return (f"Target(kind={self.kind!r}, tls={self.tls!r}, hosts={self.hosts!r}, "
+                f"path={self.path!r}, db={self.db!r}, username={self.username!r}, "
+                f"service={self.service!r}, options={self.options!r})")
 
     @property
     def display(self) -> str:
@@ -188,23 +196,46 @@ def validate_prefix(prefix: str | None) -> str:
 # -- capabilities ------------------------------------------------------------------
 
 
-@dataclass
 class Caps:
-    """What one server can do, found once per connection (HELLO, then INFO)."""
+    """What one server can do, found once per connection (HELLO, then INFO).
 
-    name: str = "redis"
-    version: tuple[int, int, int] = MIN_VERSION
-    cluster: bool = False
-    #: False once the server or the ACL user refused a script: reads use pipelines.
-    scripting: bool = True
-    #: False once a keyspace-notification subscription was refused.
-    keyspace: bool | None = None
-    maxmemory: int = 0
-    policy: str = ""
-    used_memory: int = 0
-    info_allowed: bool = True
-    #: What trying taught us when INFO was not allowed (None: go by the version).
-    learnt: dict[str, bool] = field(default_factory=dict)
+    A plain class with slots, not a dataclass, so the supervisor never imports
+    `dataclasses`; it compares by value and is unhashable, as the dataclass was.
+    """
+
+    __slots__ = ("name", "version", "cluster", "scripting", "keyspace", "maxmemory", "policy",
+                 "used_memory", "info_allowed", "learnt")
+
+    def __init__(self, name: str = "redis", version: tuple[int, int, int] = MIN_VERSION,
+                 cluster: bool = False, scripting: bool = True, keyspace: bool | None = None,
+                 maxmemory: int = 0, policy: str = "", used_memory: int = 0,
+                 info_allowed: bool = True, learnt: dict[str, bool] | None = None) -> None:
+        self.name = name
+        self.version = version
+        self.cluster = cluster
+        #: False once the server or the ACL user refused a script: reads use pipelines.
+        self.scripting = scripting
+        #: False once a keyspace-notification subscription was refused.
+        self.keyspace = keyspace
+        self.maxmemory = maxmemory
+        self.policy = policy
+        self.used_memory = used_memory
+        self.info_allowed = info_allowed
+        #: What trying taught us when INFO was not allowed (None: go by the version).
+        self.learnt: dict[str, bool] = {} if learnt is None else learnt
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, like the dataclass
+
+    def __repr__(self) -> str:
+        return "Caps(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
     def _at_least(self, version: tuple[int, int]) -> bool:
         return self.name == "valkey" or self.version[:2] >= version

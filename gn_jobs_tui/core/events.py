@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
+    """One decoded event (a NamedTuple: the supervisor imports no `dataclasses`)."""
+
     job_id: str
     what: tuple[str, ...]
     status: str | None = None

@@ -6,7 +6,7 @@ drift apart silently: grep this module to see everything the project touches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gn_jobs_tui.core import dialects
 
@@ -27,11 +27,38 @@ TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, KILLED, LOST})
 #: Every status this project writes, each with its own status index.
 OUR_STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, KILLED, LOST)
 RETRYABLE_STATUSES = frozenset({FAILED, KILLED, LOST})
+#: Fields the all-jobs table needs; the listing script fetches only these. They live here,
+#: not in `model`, so the supervisor (whose scripts need their order) never loads `model`.
+TABLE_FIELDS = (
+    "job_id",
+    "job_type",
+    "user_id",
+    "status",
+    "created",
+    "started",
+    "finished",
+    "host",
+    "progress",
+    "message",
+    "exit_code",
+    "error",
+    "errors",
+    "heartbeat",
+    "attempt",
+    "retry_of",
+    "retried_by",
+    "kill_requested",
+)
+#: What the listing fetches: our table fields, then every dialect's aliases.
+LIST_FIELDS = (*TABLE_FIELDS, *dialects.ALIAS_SOURCES)
 
 
-@dataclass(frozen=True)
-class Keys:
-    """Key names under one prefix `P`."""
+class Keys(NamedTuple):
+    """Key names under one prefix `P`.
+
+    A NamedTuple, not a dataclass: `dataclasses` costs the supervisor (one
+    process per running job) over a megabyte of imports.
+    """
 
     prefix: str = DEFAULT_PREFIX
 

@@ -17,35 +17,14 @@ from typing import Any
 
 from gn_jobs_tui.core import dialects
 from gn_jobs_tui.core.keys import (
+    LIST_FIELDS,
     RUNNING,
     STATUS_ALIASES,
+    TABLE_FIELDS,
     TERMINAL_STATUSES,
 )
 
 REQUIRED_FIELDS = ("job_id", "job_type", "user_id", "status", "command", "created")
-#: Fields the all-jobs table needs; the listing script fetches only these.
-TABLE_FIELDS = (
-    "job_id",
-    "job_type",
-    "user_id",
-    "status",
-    "created",
-    "started",
-    "finished",
-    "host",
-    "progress",
-    "message",
-    "exit_code",
-    "error",
-    "errors",
-    "heartbeat",
-    "attempt",
-    "retry_of",
-    "retried_by",
-    "kill_requested",
-)
-#: What the listing fetches: our table fields, then every dialect's aliases.
-LIST_FIELDS = (*TABLE_FIELDS, *dialects.ALIAS_SOURCES)
 MAX_TEXT = 100_000
 MISSING = "job hash is missing or empty"
 EMPTY_EXTRA: Mapping[str, str] = MappingProxyType({})

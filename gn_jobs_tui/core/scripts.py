@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gn_jobs_tui.core.keys import STATUS_ALIASES, TERMINAL_STATUSES
-from gn_jobs_tui.core.model import LIST_FIELDS
+from gn_jobs_tui.core.keys import LIST_FIELDS, STATUS_ALIASES, TERMINAL_STATUSES
 
 _TERMINAL_WORDS = sorted(
     set(TERMINAL_STATUSES) | {k for k, v in STATUS_ALIASES.items() if v in TERMINAL_STATUSES}

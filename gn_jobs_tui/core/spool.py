@@ -23,7 +23,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -178,21 +177,46 @@ class OutputBuffer:
                     pass  # already gone: nothing to clean up
 
 
-@dataclass
 class Record:
-    """A supervisor's final state that the server did not take in time."""
+    """A supervisor's final state that the server did not take in time.
 
-    identity: str  # Target.identity: which server, without secrets
-    prefix: str
-    job_id: str
-    claim: str  # the supervisor's claim identity (the job's `supervisor` field)
-    snapshot: dict[str, str]  # the job's full hash at claim, plus the supervisor's own writes
-    final: dict[str, str]  # the fields of the final write (status, exit_code, ...)
-    first_n: int = 1  # n of the first output line in the record
-    maxlen: int = 10_000
-    refused: int = 0  # writes refused because the job hash was gone
-    written: float = field(default_factory=time.time)
-    version: int = 1
+    A plain class with slots, not a dataclass: the supervisor must not pay for
+    `dataclasses` (over a megabyte per running job). Compares by value.
+    """
+
+    __slots__ = ("identity", "prefix", "job_id", "claim", "snapshot", "final", "first_n",
+                 "maxlen", "refused", "written", "version")
+
+    def __init__(self, identity: str, prefix: str, job_id: str, claim: str,
+                 snapshot: dict[str, str], final: dict[str, str], first_n: int = 1,
+                 maxlen: int = 10_000, refused: int = 0, written: float | None = None,
+                 version: int = 1) -> None:
+        self.identity = identity  # Target.identity: which server, without secrets
+        self.prefix = prefix
+        self.job_id = job_id
+        self.claim = claim  # the supervisor's claim identity (the job's `supervisor` field)
+        self.snapshot = snapshot  # the job's full hash at claim, plus the supervisor's own writes
+        self.final = final  # the fields of the final write (status, exit_code, ...)
+        self.first_n = first_n  # n of the first output line in the record
+        self.maxlen = maxlen
+        self.refused = refused  # writes refused because the job hash was gone
+        self.written = time.time() if written is None else written
+        self.version = version
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field by name (the record file's header); dict fields are copies."""
+        return {name: dict(v) if isinstance(v := getattr(self, name), dict) else v
+                for name in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self.as_dict() == other.as_dict()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable
+
+    def __repr__(self) -> str:
+        return "Record(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
 
 def _flat(fields: dict[str, str]) -> list[str]:
@@ -288,7 +312,7 @@ def save(rec: Record, lines: Iterable[Line], path: Path | None = None) -> Path:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(_dump(asdict(rec)) + "\n")
+        out.write(_dump(rec.as_dict()) + "\n")
         for stream, line in lines:
             out.write(_dump([stream, line]) + "\n")
         out.flush()
@@ -378,7 +402,7 @@ def replay_one(client: wire.Client, path: Path, log: Callable[[str], None] = _lo
             "its output was written, its final state dropped")
         return "retried"
     final = {**rec.final, "replayed": repr(time.time())}
-    code, detail = write_final(client, keys, Record(**{**asdict(rec), "final": final}))
+    code, detail = write_final(client, keys, Record(**{**rec.as_dict(), "final": final}))
     if code == scripts.FENCE_GONE:
         raise wire.ConnectionLost("job hash vanished during replay; trying again later")
     if code != scripts.FENCE_OK:

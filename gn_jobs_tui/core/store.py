@@ -391,10 +391,8 @@ class Store(_Base):
 
         if self.caps.cluster and not isinstance(self.r, RedisCluster) and self.target is not None \
                 and self.target.hosts:
-            from dataclasses import replace
-
             self.r.close()
-            self.target = replace(self.target, kind="cluster")
+            self.target = self.target._replace(kind="cluster")
             self.r = connection.sync_client(self.target)
 
     def _run(self, cmds: Sequence[Cmd], *, transaction: bool = True,
@@ -876,10 +874,8 @@ class AsyncStore(_Base):
 
         if self.caps.cluster and not isinstance(self.r, RedisCluster) and self.target is not None \
                 and self.target.hosts:
-            from dataclasses import replace
-
             await self.r.aclose()
-            self.target = replace(self.target, kind="cluster")
+            self.target = self.target._replace(kind="cluster")
             self.r = connection.async_client(self.target)
 
     async def _run(self, cmds: Sequence[Cmd], *, transaction: bool = False,
