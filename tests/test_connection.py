@@ -104,6 +104,9 @@ def test_url_forms_parse() -> None:
     assert (t.kind, t.hosts, t.service, t.db, t.username, t.password) == \
         ("sentinel", (("h1", 26379), ("::1", 26380)), "mymaster", 2, "user", "pw")
     assert "pw" not in t.display and "pw" not in repr(t)
+    s = parse_url("redis+sentinel://h:26379/svc?sentinel_password=SEKRIT&sentinel_username=ops")
+    assert s.option("sentinel_password") == "SEKRIT"  # used, never shown
+    assert "SEKRIT" not in repr(s) and "SEKRIT" not in s.display and "'ops'" in repr(s)
     c = parse_url("rediss+cluster://a:7000,b")
     assert (c.kind, c.tls, c.hosts) == ("cluster", True, (("a", 7000), ("b", 6379)))
     u = parse_url("unix://reader@/tmp/x%20y.sock?password=p&db=3")

@@ -58,10 +58,12 @@ class Target(NamedTuple):
     options: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:
-        """Every field but `url` and `password`: a repr must never show a secret."""
+        """Every field but `url` and `password`, and no option's password (`sentinel_password`):
+        a repr must never show a secret."""
+        options = tuple((k, "***" if "password" in k.lower() else v) for k, v in self.options)
         return (f"Target(kind={self.kind!r}, tls={self.tls!r}, hosts={self.hosts!r}, "
                 f"path={self.path!r}, db={self.db!r}, username={self.username!r}, "
-                f"service={self.service!r}, options={self.options!r})")
+                f"service={self.service!r}, options={options!r})")
 
     @property
     def display(self) -> str:
