@@ -76,12 +76,14 @@ class Ctx:
 
 def _one_line(exc: BaseException, ctx: Ctx | None) -> Failure:
     """Any failure as one line with the right exit code (and never a password)."""
-    from gn_jobs_tui.core.connection import UrlError
+    from gn_jobs_tui.core.connection import ServerTooOld, UrlError
     from gn_jobs_tui.core.jobtypes import ParamError
     from gn_jobs_tui.core.redact import redact_text
 
     url = ctx._url if ctx else None
     target = ctx.config.target if ctx and ctx._config else None
+    if isinstance(exc, ServerTooOld):
+        return Failure(redact_text(str(exc), url))
     if isinstance(exc, UrlError):
         return BadUsage(redact_text(str(exc), url))
     if isinstance(exc, ParamError):

@@ -78,6 +78,33 @@ def test_an_http_server_is_not_a_redis_server(http_port: int) -> None:
     assert "Redis protocol" in err or "cannot reach" in err
 
 
+@pytest.fixture
+def pre_6_port() -> Iterator[int]:
+    """A port answering every command as Redis 5.0.6 answers redis-py's first one (HELLO 3),
+    word for word (recorded from a 5.0.6 server built from source; no wheel ships one)."""
+    import socketserver
+
+    reply = b"-ERR unknown command `HELLO`, with args beginning with: `3`, \r\n"
+
+    class Old(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            while self.request.recv(65536):
+                self.request.sendall(reply)
+
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Old)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_a_server_older_than_6_is_named_and_a_failure(pre_6_port: int) -> None:
+    for command in (["list"], ["server", "status"]):
+        err = one_line(gn("--redis-url", f"redis://127.0.0.1:{pre_6_port}", *command), 1)
+        assert "is older than Redis 6.0 (it has no HELLO); gn-jobs needs Redis 6.0 or newer" in err
+
+
 def test_tls_to_a_plain_server_is_one_line(server: EmbeddedServer) -> None:
     proxy = TcpProxy(str(server.socket))
     try:

@@ -39,6 +39,10 @@ class UrlError(ValueError):
     """A server URL or key prefix that cannot be used; the message is one line."""
 
 
+class ServerTooOld(UrlError):
+    """The URL is fine; the server behind it is older than we support (a failure, not usage)."""
+
+
 class Target(NamedTuple):
     """A parsed server URL: what to connect to, and how.
 
@@ -330,10 +334,20 @@ def caps_from_info(info: dict[str, Any], caps: Caps | None = None) -> Caps:
     return caps
 
 
+def no_hello(exc: BaseException, target: Target | None) -> ServerTooOld | None:
+    """Redis before 6.0 has no HELLO, which the client sends first: say the version needed."""
+    text = str(exc).lower()
+    if "unknown command" in text and "hello" in text:
+        where = target.display if target else "the server"
+        return ServerTooOld(f"{where} is older than Redis 6.0 (it has no HELLO); gn-jobs needs Redis "
+                        f"{'.'.join(map(str, MIN_VERSION[:2]))} or newer, or Valkey 7 or newer")
+    return None
+
+
 def check_version(caps: Caps, target: Target) -> None:
     """A server older than the minimum gets one clear line naming what is needed."""
     if caps.name != "valkey" and caps.version < MIN_VERSION:
-        raise UrlError(f"{target.display} runs {caps.label}; gn-jobs needs Redis "
+        raise ServerTooOld(f"{target.display} runs {caps.label}; gn-jobs needs Redis "
                        f"{'.'.join(map(str, MIN_VERSION[:2]))} or newer, or Valkey 7 or newer")
 
 
@@ -431,6 +445,8 @@ def describe_error(exc: BaseException, target: Target | None = None) -> str:
     low = text.lower()
     if isinstance(exc, UrlError):
         msg = text
+    elif (old := no_hello(exc, target)) is not None:
+        msg = str(old)
     elif isinstance(exc, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low \
             or "auth" in low and "required" in low:
         msg = f"{where} refused the user name or password"

@@ -378,6 +378,8 @@ class Store(_Base):
         try:
             info: Any = self.r.info()
         except redis.ResponseError as exc:
+            if (old := connection.no_hello(exc, self.target)) is not None:
+                raise old from None
             info = exc
         if isinstance(info, dict) and "redis_version" not in info and info:
             info = next(iter(info.values()), {})  # a Cluster answers per node
@@ -842,6 +844,8 @@ class AsyncStore(_Base):
         try:
             info: Any = await self.r.info()
         except redis.ResponseError as exc:
+            if (old := connection.no_hello(exc, self.target)) is not None:
+                raise old from None
             info = exc
         if isinstance(info, dict) and "redis_version" not in info and info:
             info = next(iter(info.values()), {})
