@@ -59,6 +59,17 @@ def finished_job(store: Store, config: Config) -> str:
     return job_id
 
 
+def test_a_server_without_eval_ro_says_so_and_only_then(config: Config) -> None:
+    """Before Redis 7 the read scripts run with EVALSHA: a degradation shown by `server status`
+    on the 6.2 pass of CI, and absent on Valkey 8 (the snapshots' server)."""
+    from tests.servers import binary_major
+
+    status = gn(config.url, config.prefix, "server", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    noted = "scripts without EVAL_RO" in json.loads(status.stdout)["degradations"]
+    assert noted == (binary_major() < 7)
+
+
 def test_read_grant_without_scripting_lists_with_pipelines(acl_user, config: Config,
                                                            store: Store) -> None:
     """`+@read` without `@scripting`: the usual grant. Reads fall back to pipelines."""
