@@ -75,23 +75,39 @@ def test_every_source_once_in_its_order(store: Store) -> None:
     plain(store, "gn2-old", status="completed", created="50")
     plain(store, "gn2-new", status="running", created="60")
     gn2_job(store.r, prefix=p, job_id="gn2-none")  # no created: oldest
+    plain(store, "gn2-half", status="completed", created="0.5")  # older than any time but none
     gn2_manager(store.r, p)
     plain(store, "junk", colour="blue")  # a hash under P:jobs: with no job field
     got = pages(lookup.all_sources(store))
     assert got[:2] == [mine[::-1], [up_new, up_old]]
     # Unindexed jobs come from a SCAN in slices: newest first within each slice.
-    assert sorted(sum(got[2:], [])) == ["gn2-new", "gn2-none", "gn2-old"]
-    created = {"gn2-new": 60.0, "gn2-old": 50.0, "gn2-none": 0.0}
+    assert sorted(sum(got[2:], [])) == ["gn2-half", "gn2-new", "gn2-none", "gn2-old"]
+    created = {"gn2-new": 60.0, "gn2-old": 50.0, "gn2-half": 0.5, "gn2-none": 0.0}
     for page in got[2:]:
         assert page == sorted(page, key=created.__getitem__, reverse=True)
     if len(got) == 3:  # one slice (a small server): the whole order is known
-        assert got[2] == ["gn2-new", "gn2-old", "gn2-none"]
+        assert got[2] == ["gn2-new", "gn2-old", "gn2-half", "gn2-none"]
+    listed = [j.job_id for j in lookup.listing(store) if j.job_id.startswith("gn2")]
+    assert listed == ["gn2-new", "gn2-old", "gn2-half", "gn2-none"]
     jobs = {j.job_id: j for page in lookup.all_sources(store) for j in page}
     assert jobs[up_old].user_id == "alice" and jobs[up_new].user_id == "bob"
     assert pages(lookup.all_sources(store, others=False)) == [mine[::-1]]
     assert pages(lookup.all_sources(store, user="carol")) == [mine[::-1]]
     # One user's index as it is (a missing hash is for the caller to drop).
     assert pages(lookup.all_sources(store, user="alice")) == [["expired", up_old, mine[0]]]
+
+
+def test_keys_that_only_look_like_user_indexes_break_nothing(store: Store) -> None:
+    p = store.keys.prefix
+    [mine] = ours(store, 1)
+    store.r.set(store.keys.user_jobs("weird"), "a string, not a sorted set")
+    gn_uploader_job(store.r, p, user="", job_id="anon-1", ttl=0)  # P:users::jobs
+    gn_uploader_job(store.r, p, user="ann", job_id="up-1", ttl=0)
+    store.r.zadd(store.keys.user_jobs("ann"), {b"bad\xffid": 1.0})  # not UTF-8, no hash
+    listed = {j.job_id: j for j in lookup.listing(store)}
+    assert set(listed) == {mine, "anon-1", "up-1"}
+    assert listed["anon-1"].user_id == "unknown" and listed["up-1"].user_id == "ann"
+    assert lookup.find(store, "up-1").user_id == "ann"  # ZSCORE on the string: no error
 
 
 def test_per_user_only_jobs_are_read_a_page_at_a_time(store: Store,
@@ -133,10 +149,19 @@ def test_listing_filters_limits_and_sorts(store: Store) -> None:
 
 def test_listing_by_status_reads_everything_when_indexes_do_not_cover(store: Store) -> None:
     done = ours(store, 2, status="completed")
-    store.r.zadd(store.keys.jobs_index, {"loose": 3000.0})  # indexed, in no status index
+    store.r.zadd(store.keys.jobs_index, {"loose": 3000.0, "newest": 4000.0})  # no status index
     plain(store, "loose", status="completed", job_type="t", user_id="u", created="3000")
+    plain(store, "newest", status="running", job_type="t", user_id="u", created="4000")
     assert [j.job_id for j in lookup.listing(store, status="completed")] == \
         ["loose", *done[::-1]]
+
+
+def test_a_job_passed_over_does_not_end_its_page(store: Store) -> None:
+    ann = ours(store, 2, user="ann", status="failed")
+    ben = ours(store, 1, user="ben", status="failed", start=2)  # the newest
+    assert [j.job_id for j in lookup.listing(store, status="failed", user="ann")] == ann[::-1]
+    store.r.delete(store.keys.job(ben[0]))  # the newest is gone: skipped, the rest listed
+    assert [j.job_id for j in lookup.listing(store)] == ann[::-1]
 
 
 def test_status_pages_grow_and_lapsed_heartbeats_come_first(store: Store) -> None:
@@ -152,6 +177,12 @@ def test_status_pages_grow_and_lapsed_heartbeats_come_first(store: Store) -> Non
     assert lookup._by_status(store, "running", first=10**6) is not None
     store.r.zadd(store.keys.jobs_index, {"loose": 1.0})
     assert lookup._by_status(store, "running") is None
+
+
+def test_status_pages_read_each_slice_once(store: Store) -> None:
+    ids = ours(store, 30, status="completed")
+    got = pages(lookup._by_status(store, "completed", first=1))
+    assert [len(p) for p in got] == [1, 4, 16, 9] and sum(got, []) == ids[::-1]
 
 
 def test_lost_jobs_are_written_back_when_listed(store: Store) -> None:
@@ -210,11 +241,18 @@ def test_find_searches_jobs_the_id_index_lacks(store: Store) -> None:
     store.r.zadd(store.keys.user_jobs("alice"), {up: 77.0})
     gn2_job(store.r, prefix=p, job_id="gn2job-1")
     gn2_job(store.r, prefix=p, job_id="gn2job-2")
+    gn2_job(store.r, prefix=p, job_id="gn2job-3")
     job = lookup.find(store, "upj")
     assert (job.job_id, job.user_id, job.created) == (up, "alice", 77.0)
     assert lookup.find(store, "gn2job-1").job_id == "gn2job-1"
-    with pytest.raises(StoreError, match=r"^ambiguous job id 'gn2': 2 jobs match$"):
+    with pytest.raises(StoreError, match=r"^ambiguous job id 'gn2': 3 jobs match$"):
         lookup.find(store, "gn2")
+
+
+def test_an_id_index_entry_whose_hash_is_gone(store: Store) -> None:
+    store.r.zadd(store.keys.ids, {"ghost-1": 0})
+    with pytest.raises(StoreError, match=r"^no such job: ghost$"):
+        lookup.find(store, "ghost")
 
 
 def test_find_names_the_user_of_a_hash_without_one(store: Store) -> None:
@@ -258,9 +296,20 @@ def test_find_on_a_large_server_trusts_the_id_index(tmp_path) -> None:
             lookup.find(store, "lonel")
         assert lookup.find(store, "lonely-1").job_id == "lonely-1"  # the full id: read directly
         assert lookup.find(store, mine[:4]).job_id == mine
+        # Listing still finds the unindexed job: the SCAN goes on slice after slice.
+        assert [j.job_id for j in lookup.listing(store)] == [mine, "lonely-1"]
         # An indexed job the id index lacks: the indexes do not cover, so scan anyway.
         store.r.zrem(store.keys.ids, mine)
         assert lookup.find(store, mine[:4]).job_id == mine
+        # A user who may not ask DBSIZE: the server is taken as large.
+        store.r.zadd(store.keys.ids, {mine: 0})
+        store.r.acl_setuser("nodbsize", enabled=True, passwords=["+pw"], keys=["*"],
+                            channels=["*"], commands=["+@all", "-dbsize"])
+        limited = Store.from_url(f"unix://nodbsize:pw@{srv.socket}", "big")
+        with pytest.raises(StoreError, match=r"^no such job: lonel$"):
+            lookup.find(limited, "lonel")
+        assert lookup.find(limited, mine[:4]).job_id == mine
+        limited.r.close()
     finally:
         srv.stop()
 
@@ -273,14 +322,17 @@ def test_reindex_files_ids_for_all_and_statuses_for_ours(store: Store) -> None:
     old = ours(store, 1, status="completed", start=2, attempt=False)  # before `attempt` existed
     up = gn_uploader_job(store.r, p, user="alice", job_id="up-r", status="success")
     store.r.zadd(store.keys.user_jobs("alice"), {"gone-r": 1.0})  # listed, hash missing
-    store.r.zadd(store.keys.jobs_index, {"gone-i": 2.0, "theirs-i": 3.0})
+    store.r.zadd(store.keys.jobs_index, {"gone-i": 5000.0, "theirs-i": 3.0})  # gone: newest
+    plain(store, "undated-i", status="failed", job_type="t", user_id="ann", attempt="1")
+    store.r.zadd(store.keys.user_jobs("ann"), {"undated-i": 7.0})  # listed per user only
     plain(store, "theirs-i", status="success", job_type="t", user_id="u", created="3",
           attempt="1")  # our field names, another producer's status word
     store.r.delete(store.keys.ids, *(store.keys.status_index(s) for s in
                                      ("killed", "completed", "queued")))
-    assert lookup.reindex(store) == 5
+    assert lookup.reindex(store) == 6
     assert sorted(x.decode() for x in store.r.zrange(store.keys.ids, 0, -1)) == \
-        sorted([*mine, *old, up, "theirs-i"])
+        sorted([*mine, *old, up, "theirs-i", "undated-i"])
+    assert store.r.zscore(store.keys.status_index("failed"), "undated-i") == 0.0
     assert [x.decode() for x in store.r.zrange(store.keys.status_index("killed"), 0, -1)] == mine
     assert store.r.zscore(store.keys.status_index("killed"), mine[1]) == 1001.0
     assert store.r.zcard(store.keys.status_index("completed")) == 0
