@@ -74,7 +74,8 @@ async def busy(url: str, prefix: str, n_jobs: int, running: int, rate: int, seco
     expected = rate * seconds
     lost = 0
     for job_id in ids:
-        seq = int(store.r.hget(store.keys.job(job_id), "output_seq") or 0)
+        tip = store.r.xrevrange(store.keys.output(job_id), count=1)  # last line number
+        seq = int(tip[0][1][b"n"]) if tip else 0
         length = store.r.xlen(store.keys.output(job_id))
         lost += (expected - seq) + (expected - length)
     report(f"load: output lines lost ({running} jobs x {rate}/s x {seconds}s)", float(lost),

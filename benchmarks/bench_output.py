@@ -43,7 +43,7 @@ def supervised(store: Store, config: Config, n: int) -> float:
     while not store.r.xlen(key):
         time.sleep(0.001)
     first = time.perf_counter()
-    while int(store.r.hget(store.keys.job(job_id), "output_seq") or 0) < n:
+    while int((store.r.xrevrange(key, count=1) or [(0, {b"n": 0})])[0][1][b"n"]) < n:
         time.sleep(0.002)
     elapsed = time.perf_counter() - first
     assert store.r.xlen(key) >= n * 0.99

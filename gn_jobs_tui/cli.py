@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gn_jobs_tui.core.config import ENV_PREFIX, ENV_URL, Config, resolve
-from gn_jobs_tui.core.connection import UrlError
-from gn_jobs_tui.core.keys import DEFAULT_PREFIX
-from gn_jobs_tui.core.redact import redact_text
-
 if TYPE_CHECKING:
+    from gn_jobs_tui.core.config import Config
     from gn_jobs_tui.core.store import Store
+
+# The same names as core.config's and core.keys' (not imported here: --help stays instant).
+ENV_URL = "GN_JOBS_REDIS_URL"
+ENV_PREFIX = "GN_JOBS_PREFIX"
+DEFAULT_PREFIX = "gn-uploader"
 
 
 class Failure(click.ClickException):
@@ -51,17 +52,21 @@ class Ctx:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from gn_jobs_tui.core.config import resolve
+
             self._config = resolve(self._url, self._prefix, self.read_only)
         return self._config
 
     @property
     def store(self) -> Store:
         if self._store is None:
+            from gn_jobs_tui.core.spool import replay_pending
             from gn_jobs_tui.core.store import Store
 
             store = Store.from_url(self.config.url, self.config.prefix, self.read_only)
             store.detect()
             self._store = store
+            replay_pending(self.config.url, self.config.prefix, self.read_only)  # supervisors' spool
         return self._store
 
     def refuse_if_read_only(self, what: str) -> None:
@@ -71,7 +76,9 @@ class Ctx:
 
 def _one_line(exc: BaseException, ctx: Ctx | None) -> Failure:
     """Any failure as one line with the right exit code (and never a password)."""
+    from gn_jobs_tui.core.connection import UrlError
     from gn_jobs_tui.core.jobtypes import ParamError
+    from gn_jobs_tui.core.redact import redact_text
 
     url = ctx._url if ctx else None
     target = ctx.config.target if ctx and ctx._config else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -157,8 +158,11 @@ def test_any_key_read_through_the_store_never_raises(fuzz_store: Store, raw: dic
     assert store.list_jobs(count=5)
     full = store.get_job("fz")
     if kind == "hash" and raw:
-        # The store reads exactly what the model parses from the same fields.
-        assert full == parse_job("fz", raw, heartbeat_alive=False)
+        # The store reads exactly what the model parses from the same fields (a big hash
+        # comes back from the server in its own field order: so may the damage notes).
+        expected = parse_job("fz", raw, heartbeat_alive=False)
+        assert sorted(full.damage) == sorted(expected.damage)
+        assert replace(full, damage=()) == replace(expected, damage=())
     elif kind == "hash":
         assert full is None and listed.is_missing
     else:

@@ -175,13 +175,15 @@ def test_a_supervisor_crash_is_recorded_as_failed_with_its_traceback(store: Stor
     sup = Supervisor(config.url, config.prefix, job_id, heartbeat=0.5, grace=1)
     calls = {"n": 0}
 
-    def broken_flush() -> bool:
+    beat = sup._beat
+
+    def broken_beat() -> None:
         calls["n"] += 1
         if calls["n"] > 3:
             raise RuntimeError("disk on fire")
-        return True
+        beat()
 
-    sup.flush_output = broken_flush  # type: ignore[method-assign]
+    sup._beat = broken_beat  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="disk on fire"):
         sup.run()
     job = store.get_job(job_id)

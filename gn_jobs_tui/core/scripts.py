@@ -163,40 +163,6 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
-#: Append a batch of output lines exactly once, even when the batch is sent
-#: again after a lost reply. KEYS[1] job hash, KEYS[2] stream; ARGV: first
-#: sequence number, maxlen, events channel, event payload, then (stream, line)
-#: pairs. Lines whose number is <= the hash's `output_seq` are skipped.
-APPEND_OUTPUT = r"""
-local first = tonumber(ARGV[1])
-local maxlen = ARGV[2]
-local done = tonumber(redis.call('HGET', KEYS[1], 'output_seq') or '0')
-local n = first - 1
-local added = 0
-for i = 5, #ARGV, 2 do
-  n = n + 1
-  if n > done then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'n', n, 'stream', ARGV[i], 'line', ARGV[i + 1])
-    added = added + 1
-  end
-end
-if n > done then redis.call('HSET', KEYS[1], 'output_seq', n) end
-if added > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
-return added
-"""
-
-#: Claim a queued job for one supervisor. KEYS[1] job hash, KEYS[2] kill key.
-#: ARGV[1] supervisor identity. Returns 1 claimed, 0 already claimed or not
-#: queued, 2 a kill was requested before start.
-CLAIM = r"""
-local st = redis.call('HGET', KEYS[1], 'status')
-if st ~= 'queued' and st ~= 'pending' then return 0 end
-if redis.call('HSETNX', KEYS[1], 'supervisor', ARGV[1]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
-return 1
-"""
-
-
 #: Append stream entries exactly once, in order, even when a batch is sent
 #: again after its reply was lost: each entry carries a sequence number `n`
 #: (1, 2, ...) and entries at or below the stream's last `n` are skipped. One
@@ -275,10 +241,17 @@ class ReadScript:
     """
 
     def __init__(self, source: str) -> None:
-        import hashlib
-
         self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis's script id
+
+    @property
+    def sha(self) -> str:
+        # Computed when first used, not at import: hashlib loads OpenSSL (~4 MB),
+        # and the supervisor imports this module without ever calling a ReadScript.
+        if "_sha" not in self.__dict__:
+            import hashlib
+
+            self.__dict__["_sha"] = hashlib.sha1(self.source.encode()).hexdigest()  # noqa: S324
+        return self.__dict__["_sha"]
 
     def __call__(self, client: Any, keys: list, args: list, *, ro: bool = True) -> Any:
         import redis

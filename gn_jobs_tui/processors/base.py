@@ -158,7 +158,7 @@ class Processor:
             ("job", job.job_id),
             ("type", job.job_type),
             ("user", job.user_id),
-            ("status", Text(verdict.label, style=verdict.style)),
+            ("status", Text(visible(verdict.label), style=verdict.style)),
             ("attempt", str(job.attempt or 1)),
             ("created", fmt_time(job.created)),
             ("started", fmt_time(job.started)),
@@ -185,9 +185,26 @@ class Processor:
                 rows.append((name.replace("_", " "), value))
         if job.children:
             rows.append(("children", str(len(job.children))))
+        rows.extend(self._supervision_rows(job))
         for name, value in rows:
             grid.add_row(name, Text(visible(value)) if isinstance(value, str) else value)
         return grid
+
+    @staticmethod
+    def _supervision_rows(job: Job) -> list[tuple[str, str]]:
+        """What the supervisor noted beyond the status: gaps, late kills, leftovers, retries."""
+        extra = job.extra
+        rows: list[tuple[str, str]] = []
+        if extra.get("output_dropped", "0") not in ("", "0"):
+            rows.append(("output", f"{extra['output_dropped']} output lines not stored"))
+        if extra.get("descendants_ended", "0") not in ("", "0"):
+            rows.append(("leftovers", f"{extra['descendants_ended']} leftover processes ended "
+                         "after the job exited"))
+        if extra.get("kill_note"):
+            rows.append(("kill", extra["kill_note"]))
+        if extra.get("superseded_by"):
+            rows.append(("superseded by", extra["superseded_by"]))
+        return rows
 
     def output_view(self, job: Job, output: KeyState | None, lines: int = 200) -> RenderableType:
         if output is None or output.kind == "none":
