@@ -1,14 +1,19 @@
 """pytest plugin for mutation runs only (`.ci/mutation` loads it with `-p`).
 
 mutmut runs the selected tests many times, each time in a fork of one process
-that imported conftest once, and two forks at a time. Three things differ from
-a plain `pytest` run, and this plugin puts them right:
+that imported conftest once, and two forks at a time. What differs from a
+plain `pytest` run, and what this plugin does about it:
 
 - conftest marks the processes of a test run (`GN_JOBS_TEST_RUN`) at import,
   so every fork would share one mark and each would count the other's servers
   as "left running" and kill them: each session gets a fresh mark;
 - processes the tests start (supervisors, jobs, the CLI) must import the
   mutated tree, whatever their working directory: `PYTHONPATH` names it;
+- mutmut maps each function to the tests that call it by recording calls in
+  its own process, so code that runs only in a supervisor process would have
+  "no tests": a `sitecustomize` on that `PYTHONPATH` has each such process,
+  in the mapping run, write the functions it called (and the test that started
+  it) to a file, which is read back into mutmut's map when the session ends;
 - a worker past its time limit is sent SIGXCPU and dies without teardown:
   it first ends the processes its session started, so none outlives it
   (servers daemonize and rewrite their environment, so those are found by
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -27,7 +33,35 @@ import psutil
 import pytest
 
 RUN_MARK = "GN_JOBS_TEST_RUN"
+HITS = "GN_JOBS_MUTMUT_HITS"
+TEST = "GN_JOBS_MUTMUT_TEST"
 
+#: Imported by every Python process of a mutation run (it is first on PYTHONPATH).
+SITECUSTOMIZE = '''\
+"""Mutation runs only (tests/mutation_plugin.py): report this process's calls to mutmut."""
+import atexit
+import os
+
+if os.environ.get("MUTANT_UNDER_TEST") == "stats" and os.environ.get("{hits}"):
+    def _report() -> None:
+        from mutmut.state import state
+
+        names = sorted(state()._stats)
+        if names:
+            test = os.environ.get("{test}", "")
+            path = os.path.join(os.environ["{hits}"], f"{{os.getpid()}}.hits")
+            with open(path, "a", encoding="utf-8") as f:
+                f.writelines(f"{{test}}\\t{{n}}\\n" for n in names)
+
+    atexit.register(_report)
+    # mutmut reads its settings from the working directory: read them from the tree's.
+    _here = os.getcwd()
+    os.chdir({root!r})
+    from mutmut.configuration import config
+
+    config()
+    os.chdir(_here)
+'''
 
 _basetemp: list[str] = []
 
@@ -58,9 +92,20 @@ def _end_our_processes(signum: int, frame: object) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     import gn_jobs_tui
 
+    root = str(Path(gn_jobs_tui.__file__).resolve().parents[1])
+    hook = tempfile.mkdtemp(prefix="gjm-site-")
+    Path(hook, "sitecustomize.py").write_text(SITECUSTOMIZE.format(hits=HITS, test=TEST,
+                                                                   root=root))
     os.environ[RUN_MARK] = uuid.uuid4().hex
-    os.environ["PYTHONPATH"] = str(Path(gn_jobs_tui.__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join([hook, root])
+    os.environ[HITS] = tempfile.mkdtemp(prefix="gjm-hits-")
     signal.signal(signal.SIGXCPU, _end_our_processes)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Processes started from here on report their calls as this test's."""
+    os.environ[TEST] = item.nodeid.removeprefix("mutants/")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -72,3 +117,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     settings.register_profile("mutation", settings(settings.default, derandomize=True,
                                                    database=None))
     settings.load_profile("mutation")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In mutmut's mapping run: the calls other processes made count for their tests."""
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats":
+        return
+    from mutmut.state import state
+
+    found = state().tests_by_mangled_function_name
+    for path in Path(os.environ[HITS]).glob("*.hits"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            test, _, name = line.partition("\t")
+            if test and name:
+                found[name].add(test)

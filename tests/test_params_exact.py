@@ -99,6 +99,7 @@ def test_yes_no(raw: object, value: bool) -> None:
 def test_yes_no_refuses_other_words() -> None:
     assert problem(Param("b", "bool"), "maybe") == "'maybe' is not yes/no"
     assert problem(Param("b", "bool"), 2) == "'2' is not yes/no"
+    assert problem(Param("b", "bool"), "n" * 50) == repr("n" * 40) + " is not yes/no"
 
 
 def test_one_choice_and_several() -> None:
@@ -163,6 +164,8 @@ def test_paths_globs_and_lists(here: Path) -> None:
     assert problem(p, f"{a},gone.tsv") == f"not a readable file: {here / 'sub' / 'gone.tsv'}"
     assert problem(p, f"{a} ../a.tsv") == "'..' is not allowed in a path"
     assert problem(p, f"{here}/db*") == f"not a readable file: {here / 'db.d'}"
+    # No wildcard: a file that does not exist is named as such, not as an empty match.
+    assert problem(p, "X.tsv") == f"not a readable file: {here / 'sub' / 'X.tsv'}"
 
 
 def test_databases(here: Path) -> None:
@@ -180,6 +183,9 @@ def test_databases(here: Path) -> None:
     assert problem(p, "sqlite:///../x.sqlite") == "'..' is not allowed in a path"
     assert problem(p, "-x.sqlite") == "a path may not start with '-'"
     assert problem(p, "sqlite:///") == "is empty"
+    long = "mongodb://h/" + "d" * 80
+    assert problem(p, long) == (f"unknown database URL {long[:60]!r} (use postgresql://, mysql://, "
+                                "mariadb://, sqlite:///PATH or a file path)")
 
 
 # -- showing values ---------------------------------------------------------------------
@@ -244,6 +250,11 @@ def test_defaults_required_and_blank_values(here: Path) -> None:
     with pytest.raises(ParamError) as err:
         jt.validate({})
     assert err.value.problems == {"file": "is required"}
+    with pytest.raises(ParamError) as err:  # the check goes on after a missing parameter
+        jt.validate({"table": "x y", "max_rate": "-1"})
+    assert err.value.problems == {"file": "is required",
+                                  "table": "letters, digits and _ only, not starting with a digit",
+                                  "max_rate": "must be at least 0"}
     text = JobType("t", "", (Param("note", "str", default="d"),), lambda v: [v["note"]])
     assert text.validate({"note": ""}) == {"note": ""}  # a blank text is a value
     assert text.validate({}) == {"note": "d"}
@@ -310,6 +321,8 @@ def broken():
     raise RuntimeError("plugin exploded")
 
 SLEEP = JobType("sleep", "a plugin that would replace a built-in", (), lambda v: ["rm", "-rf"])
+
+TEXT = "not a job type"
 '''
 
 
@@ -321,8 +334,9 @@ def test_plugins_from_installed_distributions(tmp_path: Path, monkeypatch: pytes
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gj-plugin\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
-        "[gn_jobs_tui.job_types]\necho = gj_plugin_mod:ECHO\nmade = gj_plugin_mod:make\n"
-        "broken = gj_plugin_mod:broken\nmissing = gj_plugin_mod:NOPE\nsleep = gj_plugin_mod:SLEEP\n")
+        "[gn_jobs_tui.job_types]\nsleep = gj_plugin_mod:SLEEP\necho = gj_plugin_mod:ECHO\n"
+        "made = gj_plugin_mod:make\nbroken = gj_plugin_mod:broken\nmissing = gj_plugin_mod:NOPE\n"
+        "text = gj_plugin_mod:TEXT\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     from gn_jobs_tui.jobs import SLEEP
 
@@ -336,6 +350,7 @@ def test_plugins_from_installed_distributions(tmp_path: Path, monkeypatch: pytes
     assert sorted(reg.load_errors) == [
         "broken: plugin exploded",
         "missing: module 'gj_plugin_mod' has no attribute 'NOPE'",
+        "text: 'str' object has no attribute 'name'",
     ]
 
 

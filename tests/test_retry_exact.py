@@ -10,9 +10,11 @@ before it returns.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 from gn_jobs_tui.core import control
@@ -110,7 +112,10 @@ def test_retry_makes_the_new_job_from_the_old_form(store: Store, config: Config,
         {k: v for k, v in expected.items() if k not in ("created", "status")}
     assert store.r.hget(store.keys.job(old), "retried_by") == new.encode()
     assert audit(store)[0] == {"action": "retry", "job_id": old, "detail": f"new job {new}"}
-    assert (store.keys.events_channel, {"job_id": old, "what": ["retry"]}) in heard.new()
+    got = heard.new()
+    assert (store.keys.events_channel, {"job_id": old, "what": ["retry"]}) in got
+    assert (store.keys.events_channel, {"job_id": new, "what": ["retry"], "status": "queued"}) \
+        in got
     job = final(store, new)
     assert (job.status, job.exit_code, job.attempt, job.retry_of) == ("failed", 4, 2, old)
 
@@ -199,6 +204,47 @@ def test_a_retry_whose_creator_died_is_finished_by_the_next(store: Store,
     assert final(store, new).status == "completed"
 
 
+def test_retries_at_once_all_get_the_one_new_job(store: Store, config: Config) -> None:
+    """Every caller that lost the race is told which job won, in the same words."""
+    old = old_job(store, params={"seconds": 0, "exit_code": 0})
+    new = retry_job_id(old)
+    barrier = threading.Barrier(12)
+    outcomes: list[Outcome] = []
+
+    def one() -> None:
+        own = Store.from_url(config.url, config.prefix)
+        barrier.wait()
+        outcomes.append(control.retry(own, config, old))
+        own.r.close()
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [o for o in outcomes if o.changed]
+    assert won == [Outcome(True, f"retried {old[:8]} as {new[:8]}", new, changed=True)]
+    assert outcomes.count(Outcome(True, f"already retried as {new[:8]}", new,
+                                  changed=False)) == 11
+    assert final(store, new).status == "completed"
+
+
+def test_a_finished_orphan_gets_the_callers_environment(store: Store, config: Config) -> None:
+    old = old_job(store, params={"seconds": 30, "exit_code": 0})
+    new = retry_job_id(old)
+    values = {"seconds": 30.0, "exit_code": 0}
+    orphan = job_fields(new, "sleep", "dana", registry().get("sleep").argv(values), values,
+                        created=time.time() - control.ORPHAN_AFTER - 5, attempt=2, retry_of=old)
+    store.create_job(orphan, audit=None)
+    control.retry(store, config, old, env_extra={"GN_JOBS_TEST_TAG": "orphan-run"})
+    job = wait_for(lambda: (j := store.get_job(new)) and j.extra.get("supervisor_pid") and j,
+                   what="the orphan's supervisor")
+    env = psutil.Process(int(job.extra["supervisor_pid"])).environ()
+    assert env.get("GN_JOBS_TEST_TAG") == "orphan-run"
+    control.kill(store, new)
+    assert final(store, new).status == "killed"
+
+
 def test_a_retry_still_starting_or_running_is_left_alone(store: Store, config: Config) -> None:
     values = {"seconds": 0.0, "exit_code": 0}
     argv = registry().get("sleep").argv(values)
@@ -238,6 +284,13 @@ def test_kill_records_a_durable_request_and_tells_the_supervisors(store: Store,
     got = heard.new()
     assert (store.keys.control_channel, {"cmd": "kill", "job_id": job_id}) in got
     assert (store.keys.events_channel, {"job_id": job_id, "what": ["kill"]}) in got
+
+
+def test_a_kill_with_no_reason_says_none(store: Store) -> None:
+    job_id = old_job(store, "queued")
+    control.kill(store, job_id)
+    assert json.loads(store.r.get(store.keys.kill_request(job_id)))["reason"] == ""
+    assert audit(store)[0] == {"action": "kill", "job_id": job_id, "detail": ""}
 
 
 @pytest.mark.parametrize("status", ["completed", "failed", "killed"])
