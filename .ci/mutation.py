@@ -172,8 +172,12 @@ def run_group(group: Group, mutmut: Path, children: int) -> tuple[list[Tally], f
             proc.wait()
         finally:  # interrupted too: mutmut stops its workers, then nothing may be left
             if proc.poll() is None:
-                proc.terminate()
-                proc.wait()
+                proc.send_signal(signal.SIGINT)  # mutmut's own stop: it ends its workers
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
             ended = sweep(run_id, tmp)
             shutil.rmtree(tmp, ignore_errors=True)
     took = time.monotonic() - started
@@ -245,4 +249,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: mutmut stopped, nothing left running", file=sys.stderr)
+        sys.exit(130)

@@ -38,11 +38,22 @@ TEST = "GN_JOBS_MUTMUT_TEST"
 
 #: Imported by every Python process of a mutation run (it is first on PYTHONPATH).
 SITECUSTOMIZE = '''\
-"""Mutation runs only (tests/mutation_plugin.py): report this process's calls to mutmut."""
+"""Mutation runs only (tests/mutation_plugin.py): this process and mutmut's map."""
 import atexit
 import os
+import sys
 
-if os.environ.get("MUTANT_UNDER_TEST") == "stats" and os.environ.get("{hits}"):
+_argv = getattr(sys, "orig_argv", [])
+# `python -m M`: M runs as __main__, and mutmut's trampolines in it know it by that name.
+_main = _argv[_argv.index("-m") + 1] if "-m" in _argv[:-1] else None
+_mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+if _main and _mutant.rpartition(".")[0] == _main:
+    from mutmut.mutation import trampoline
+
+    os.environ.pop("MUTANT_UNDER_TEST")  # its children do not run M as __main__
+    trampoline._mutant_under_test = "__main__." + _mutant.rpartition(".")[2]
+
+if _mutant == "stats" and os.environ.get("{hits}"):
     def _report() -> None:
         from mutmut.state import state
 
@@ -51,7 +62,10 @@ if os.environ.get("MUTANT_UNDER_TEST") == "stats" and os.environ.get("{hits}"):
             test = os.environ.get("{test}", "")
             path = os.path.join(os.environ["{hits}"], f"{{os.getpid()}}.hits")
             with open(path, "a", encoding="utf-8") as f:
-                f.writelines(f"{{test}}\\t{{n}}\\n" for n in names)
+                for name in names:
+                    if _main and name.startswith("__main__."):
+                        name = _main + name[len("__main__"):]
+                    f.write(f"{{test}}\\t{{name}}\\n")
 
     atexit.register(_report)
     # mutmut reads its settings from the working directory: read them from the tree's.
