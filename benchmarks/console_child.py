@@ -1,47 +1,169 @@
-"""One headless console in its own process (clean RSS): load N jobs, time it.
+"""One console in its own process (clean RSS), for bench_console.
 
-Prints JSON: first_screen_s, all_loaded_s, sort_ms, filter_ms, rss_mb.
+`python -m benchmarks.console_child load URL PREFIX N`: a headless console
+loads N jobs; prints JSON: first_screen_s, all_loaded_s, builds during the
+load, sort and filter times, the longest event-loop stall during the load,
+the sort and the filter (a probe task that should wake every 5 ms), the
+share of it spent parsing the feed's pages, and RSS.
+
+`python -m benchmarks.console_child listing URL PREFIX`: RSS of the store's
+listing alone (the Job objects), the baseline for memory per job.
+
+`python -m benchmarks.console_child idle URL PREFIX`: the real console on a
+terminal (run it under a pty): bench_console counts the bytes it writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import psutil
 
 from gn_jobs_tui.core.config import Config
+from gn_jobs_tui.core.store import Store
 from gn_jobs_tui.ui.app import JobsApp
+from gn_jobs_tui.ui.ordering import full_key
+from gn_jobs_tui.ui.query import Query
+
+PROBE = 0.005
 
 
-async def main(url: str, prefix: str, n: int) -> dict[str, float]:
+class Probe:
+    """The longest time the event loop failed to run a task that asked to wake in 5 ms."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(PROBE)
+            self.worst = max(self.worst, time.perf_counter() - t - PROBE)
+
+    def start(self) -> None:
+        self.worst = 0.0
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> float:
+        if self.task is not None:
+            self.task.cancel()
+        return self.worst * 1000
+
+
+def timed_parse(store: Any, spent: list[float]) -> None:
+    """Record how long each page of the feed takes to parse (it runs on the event loop)."""
+    original: Callable[[Any], Any] = store._parse_rows
+
+    def parse(flat: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return original(flat)
+        finally:
+            spent.append(time.perf_counter() - t)
+
+    store._parse_rows = parse
+
+
+async def load(url: str, prefix: str, n: int) -> dict[str, float]:
     config = Config(url, prefix)
     t0 = time.perf_counter()
-    app = JobsApp(config, poll_interval=3600, tick=0)
+    app = JobsApp(config, poll_interval=3600, tick=0,
+                  settings_path=Path("/nonexistent/gn-jobs-bench.json"))
+    parse: list[float] = []
+    timed_parse(app.feed.store, parse)
+    index_time: list[float] = []
+    load_page = app._load
+
+    def timed_load(message: Any) -> None:
+        t = time.perf_counter()
+        try:
+            load_page(message)
+        finally:
+            index_time.append(time.perf_counter() - t)
+
+    app._load = timed_load  # type: ignore[method-assign]
     out: dict[str, float] = {}
+    probe = Probe()
     async with app.run_test(size=(120, 40)) as pilot:
-        while not app.index.order:
+        probe.start()
+        while not len(app.index):
             await pilot.pause(0.005)
         await pilot.pause(0)  # let the frame with the first rows paint
         out["first_screen_s"] = time.perf_counter() - t0
-        while not (app.loaded_all and len(app.index.jobs) >= n):
+        while not (app.loaded_all and len(app.index.jobs) >= n and app.index.building is None):
             await pilot.pause(0.01)
-        app.screen.table.refresh_rows()
         out["all_loaded_s"] = time.perf_counter() - t0
+        out["load_stall_ms"] = probe.stop()
+        out["parse_worst_ms"] = max(parse, default=0.0) * 1000
+        out["parse_s"] = sum(parse)
+        out["index_s"] = sum(index_time)
+        out["index_worst_ms"] = max(index_time, default=0.0) * 1000
+        out["builds_during_load"] = app.index.builds
+        out["pages"] = len(parse)
+
+        async def settle(what: str) -> None:
+            probe.start()
+            t = time.perf_counter()
+            while app.index.building is not None:
+                await asyncio.sleep(0.005)
+            out[f"{what}_s"] = time.perf_counter() - t
+            out[f"{what}_stall_ms"] = probe.stop()
+
+        await pilot.pause(0.2)
         t = time.perf_counter()
-        app.index.set_sort("user")
-        app.index.ensure_order()
-        out["sort_ms"] = (time.perf_counter() - t) * 1000
+        app.set_view(sort_key="user", reverse=False)
+        out["sort_call_ms"] = (time.perf_counter() - t) * 1000
+        await settle("sort")
         t = time.perf_counter()
-        app.index.set_filter(text="step 99")
-        app.index.ensure_order()
-        out["filter_ms"] = (time.perf_counter() - t) * 1000
+        app.set_view(query=Query.parse("step 99"))
+        out["filter_call_ms"] = (time.perf_counter() - t) * 1000
+        await settle("filter")
         out["filtered_rows"] = len(app.index.order)
+        # What the same sort costs when done the old way, in one blocking call.
+        jobs = list(app.index.jobs.values())
+        t = time.perf_counter()
+        jobs.sort(key=full_key("user", 0.0))
+        out["blocking_sort_ms"] = (time.perf_counter() - t) * 1000
+        del jobs
+        app.set_view(query=Query(), sort_key="created", reverse=True)
+        while app.index.building is not None:
+            await asyncio.sleep(0.01)
+        gc.collect()
         out["rss_mb"] = psutil.Process().memory_info().rss / 1e6
+        out["jobs"] = len(app.index.jobs)
+        # What the feed keeps besides (its sets of ids): tables only, the ids are shared.
+        out["feed_sets_mb"] = sum(sys.getsizeof(getattr(app.feed, name, ()))
+                                  for name in ("known", "known_active", "unindexed")) / 1e6
     return out
 
 
+def listing(url: str, prefix: str) -> dict[str, float]:
+    store = Store.from_url(url, prefix)
+    before = psutil.Process().memory_info().rss
+    jobs = {j.job_id: j for page in store.iter_jobs() for j in page}
+    gc.collect()
+    return {"rss_mb": (psutil.Process().memory_info().rss - before) / 1e6, "jobs": len(jobs),
+            "base_rss_mb": before / 1e6}
+
+
+def idle(url: str, prefix: str) -> None:
+    JobsApp(Config(url, prefix), poll_interval=3.0,
+            settings_path=Path("/nonexistent/gn-jobs-bench.json")).run()
+
+
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))))
+    mode, url, prefix = sys.argv[1:4]
+    if mode == "load":
+        print(json.dumps(asyncio.run(load(url, prefix, int(sys.argv[4])))))
+    elif mode == "listing":
+        print(json.dumps(listing(url, prefix)))
+    else:
+        idle(url, prefix)

@@ -206,19 +206,6 @@ def launch(obj: Ctx, job_type: str, params: tuple[str, ...], user: str | None,
 STATUS_CHOICES = ["queued", "running", "completed", "failed", "killed", "lost"]
 
 
-def _row(job: Any, now: float) -> list[str]:
-    from gn_jobs_tui.core.text import visible
-    from gn_jobs_tui.processors import for_type
-    from gn_jobs_tui.processors.base import fmt_duration, fmt_time
-
-    proc = for_type(job.job_type)
-    verdict = proc.verdict(job)
-    progress = f"{job.progress:.0f}%" if job.progress is not None else ""
-    return [visible(job.short_id), visible(job.job_type), visible(job.user_id),
-            visible(verdict.label) + (" !" if job.damage else ""), progress, fmt_time(job.started),
-            fmt_duration(job.elapsed(now)), visible(job.host or ""), proc.summary(job)[:50]]
-
-
 @main.command(name="list")
 @click.option("--user", default=None, help="Only this user's jobs.")
 @click.option("--status", type=click.Choice(STATUS_CHOICES), default=None)
@@ -240,22 +227,14 @@ def list_cmd(obj: Ctx, user: str | None, status: str | None, limit: int, all_sou
 
     jobs = lookup.listing(obj.store, user=user, status=status, limit=limit,
                           all_sources_too=all_sources)
-    if as_json:
-        click.echo(json.dumps([j.to_dict() for j in jobs], indent=1))
-        return
-    now = time.time()
-    from rich.console import Console
-    from rich.table import Table
+    from gn_jobs_tui import render
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("ID", "TYPE", "USER", "STATUS", "PROG", "STARTED", "ELAPSED", "HOST", "MESSAGE"):
-        table.add_column(col, no_wrap=True, overflow="ellipsis")
-    for job in jobs:
-        table.add_row(*_row(job, now))
-    out = Console(soft_wrap=False)
-    if not out.is_terminal:
-        out = Console(soft_wrap=False, width=200)  # piped: don't squash columns
-    out.print(table)
+    if as_json:
+        # One JSON shape for `list` and `show`: every field of each job, read in full.
+        full = obj.store.get_jobs_full(jobs)
+        click.echo(json.dumps([render.job_json(j) for j in full], indent=1))
+        return
+    render.print_list(jobs, time.time())
 
 
 def _read_detail(store: Store, job: Any) -> tuple[Any, list[Any]]:
@@ -287,28 +266,15 @@ def _get(store: Store, job_id: str) -> Any:
 @friendly
 def show(obj: Ctx, job_id: str, as_json: bool) -> None:
     """One job: its fields, children and the processor's view."""
-    from gn_jobs_tui.processors import for_type
 
     job = _get(obj.store, job_id)
     output, children = _read_detail(obj.store, job)
-    proc = for_type(job.job_type)
+    from gn_jobs_tui import render
+
     if as_json:
-        data = job.to_dict()
-        data["verdict"] = proc.verdict(job).label
-        data["children_state"] = [{"key": c.key, "type": c.kind, "state": c.state_label(),
-                                   "entries": c.seen} for c in children]
-        data["output_lines"] = output.seen
-        click.echo(json.dumps(data, indent=1))
+        click.echo(json.dumps(render.job_json(job, output=output, children=children), indent=1))
         return
-    from rich.console import Console
-
-    from gn_jobs_tui.processors.base import Visible
-
-    console = Console(soft_wrap=False)
-    console.print(Visible(proc.job_view(job, output, children, time.time())))
-    if output.kind != "none":
-        console.rule("output (tail)")
-        console.print(Visible(proc.output_view(job, output, lines=20)))
+    render.print_show(job, output, children, time.time())
 
 
 @main.command()

@@ -145,3 +145,18 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: f
 @pytest.fixture
 def state_path() -> Path:
     return Path(os.environ["XDG_STATE_HOME"])
+
+
+@pytest.fixture
+def private(tmp_path: Path) -> Iterator[EmbeddedServer]:
+    """A server of this test's own, so the test may stop, pause, fill or restart it.
+
+    Ended with SIGKILL (tests/servers.py): nothing outlives the test, and no
+    teardown waits out a graceful SHUTDOWN.
+    """
+    from tests.servers import kill_server
+
+    srv = EmbeddedServer(tmp_path / "s")
+    srv.ensure()
+    yield srv
+    kill_server(srv)

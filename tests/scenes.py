@@ -7,8 +7,10 @@ for the SVGs in `screenshots/` that the README shows.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual.pilot import Pilot
 
@@ -67,10 +69,33 @@ def seed(store: Store) -> None:
          started=repr(t + 2801), progress="35", message="sleeping, 58s left")
     _job(store, "fa11ed00000000000000000000000s02", "sleep", "bob", "failed", t + 2700,
          started=repr(t + 2701), finished=repr(t + 2705), exit_code="2", progress="100",
-         message="ending with 2 [exited with code 2]", error="exited with code 2")
+         message="ending with 2 [exited with code 2]", error="exited with code 2",
+         host="node-b")
+    out = store.keys.output("fa11ed00000000000000000000000s02")
+    lines = [f"step {i}: sleeping" for i in range(1, 31)] + [
+        "Traceback (most recent call last):",
+        '  File "/opt/jobs/sleep.py", line 31, in <module>',
+        "    raise SystemExit(main())",
+        '  File "/opt/jobs/sleep.py", line 27, in main',
+        '    check(params["seconds"])',
+        "ValueError: boom: the disk is full (step 31)",
+        "ending with 2"]
+    for n, line in enumerate(lines, start=1):
+        store.r.xadd(out, {"n": str(n), "stream": "err" if 30 < n < 37 else "out", "line": line},
+                     id=f"{int((t + 2701) * 1000)}-{n}")
+    for i, (action, job_id, detail) in enumerate([
+            ("launch", "9c0ffee000000000000000000000qc01", "qc-files"),
+            ("launch", "1a5e47000000000000000000000ins01", "insert-rows"),
+            ("kill", "ki11ed00000000000000000000000s03", "console"),
+            ("retry", "fa11ed00000000000000000000000s02", "new job 5eed0000000000000000000000000s01"),
+            ("cleanup", "*", "removed 120 jobs older than 604800s")]):
+        store.r.xadd(store.keys.audit_stream, {
+            "action": action, "job_id": job_id, "detail": detail, "at": repr(t + 2000 + 300 * i),
+            "by_user": ["alice", "carol", "ops", "ops", "root"][i],
+            "by_host": "console-1.example.org"}, id=f"{int((t + 2000 + 300 * i) * 1000)}-0")
     _job(store, "c0ffee00000000000000000000000qc2", "qc-files", "bob", "completed", t + 2600,
          started=repr(t + 2601), finished=repr(t + 2603), exit_code="0", progress="100",
-         message="passed: 1 files", errors="0")
+         message="passed: 1 file", errors="0", host="node-b")
     _job(store, "bad0e7000000000000000000000qc003", "qc-files", "alice", "completed", t + 2500,
          started=repr(t + 2501), finished=repr(t + 2504), exit_code="0", progress="100",
          message="11 errors in 3 files (4 numeric, 2 fields, 2 missing)", errors="11")
@@ -91,6 +116,19 @@ def seed(store: Store) -> None:
         _job(store, f"01d{i:05d}000000000000000000000000"[:32], "sleep", ["alice", "bob", "carol"][i % 3],
              "completed", t + 1000 - i * 60, started=repr(t + 1001 - i * 60),
              finished=repr(t + 1030 - i * 60), exit_code="0", progress="100", message="done")
+
+
+def seed_gn2(store: Store) -> None:
+    """GeneNetwork2's jobs, as its runner writes them: no index, a verdict beside `status`."""
+    from tests.producers import gn2_job, gn2_manager
+
+    gn2_job(store.r, prefix=store.prefix, job_id="f0e1d2c3-0000-4000-8000-00000000a001",
+            stdout="loading HC_M2_0606_P\ncomputing correlations for 41,000 traits\n",
+            stderr="Traceback (most recent call last):\n  File \"scripts/corr.py\", line 88, "
+                   "in compute\nValueError: trait 1427384_at has no values\n")
+    gn2_job(store.r, prefix=store.prefix, job_id="a0b1c2d3-0000-4000-8000-00000000a002",
+            status="running", verdict=None, return_code=None, stdout="loading BXD genotypes\n")
+    gn2_manager(store.r, store.prefix)
 
 
 async def loaded(pilot: Pilot) -> None:
@@ -128,21 +166,49 @@ class Scene:
     read_only: bool = False
     user: str | None = None
     down: bool = False
+    #: Added to the prefix: scenes of another producer's jobs (seeded by `seed_gn2`).
+    suffix: str = ""
 
 
 SCENES = [
+    # the table
     Scene("table_80x24", (80, 24), press()),
     Scene("table_120x40", (120, 40), press()),
+    Scene("table_200x50", (200, 50), press()),
     Scene("user_filter", (100, 30), press(), user="alice"),
     Scene("text_filter", (100, 30), press("slash", *"insert", "enter")),
+    Scene("filter_tokens_80x24", (80, 24), press("slash", *"type:qc status:running", "enter")),
+    Scene("marks_80x24", (80, 24), press("space", "space", "down", "space")),
+    Scene("paused_80x24", (80, 24), press("p")),
+    # drill-down
     Scene("qc_drilldown", (120, 40), press("enter")),
-    Scene("qc_child", (120, 40), press("enter", "down", "down", "down", "down")),
+    Scene("qc_drilldown_80x24", (80, 24), press("enter")),
+    Scene("qc_child", (120, 40), press("enter", "down", "down", "down")),
+    Scene("qc_child_80x24", (80, 24), press("enter", "down", "down", "down")),
     Scene("insert_progress", (100, 30), press("down", "enter")),
-    Scene("launcher_error", (100, 30), press("l", "ctrl+s")),
+    Scene("output_search", (120, 40), press("down", "down", "down", "enter", "slash",
+                                            *"sleep.py", "enter")),
+    Scene("output_search_80x24", (80, 24), press("down", "down", "down", "enter", "e")),
+    # dialogs
+    Scene("launcher_error", (120, 40), press("l", "ctrl+s")),
+    Scene("launcher_error_80x24", (80, 24), press("l", "ctrl+s")),
     Scene("kill_confirm", (80, 24), press("down", "down", "k")),
+    Scene("kill_matching_80x24", (80, 24), press("slash", *"user:alice", "enter", "K")),
+    Scene("cleanup_confirm_80x24", (80, 24), press("X", *"30m", "enter")),
+    Scene("columns_80x24", (80, 24), press("C")),
+    Scene("help", (80, 24), press("question_mark")),
+    # views
+    Scene("hosts_80x24", (80, 24), press("h")),
+    Scene("hosts_120x40", (120, 40), press("h")),
+    Scene("pulse_80x24", (80, 24), press("s")),
+    Scene("pulse_120x40", (120, 40), press("s")),
+    Scene("audit_80x24", (80, 24), press("a")),
+    Scene("audit_120x40", (120, 40), press("a")),
+    # states
     Scene("disconnected", (80, 24), disconnected, down=True),
     Scene("read_only", (80, 24), press(), read_only=True),
-    Scene("help", (80, 24), press("question_mark")),
+    # GeneNetwork2's job that failed by its `completion-status`, its stderr in the output pane.
+    Scene("gn2_failed", (120, 40), press("enter", "down"), suffix="-gn2"),
 ]
 
 
@@ -152,17 +218,17 @@ def make_app(scene: Scene, url: str, prefix: str) -> JobsApp:
     os.environ["LOGNAME"] = "operator"  # the launcher's default user, same on every machine
     if scene.down:
         url = "redis://ops:hunter2@127.0.0.1:1/0"
-    config = Config(url, prefix, read_only=scene.read_only)
+    config = Config(url, prefix + scene.suffix, read_only=scene.read_only)
+    # Default settings whatever the user running the tests has saved.
     return JobsApp(config, user=scene.user, clock=lambda: NOW, server_label=LABEL,
-                   poll_interval=3600, tick=0)
+                   poll_interval=3600, tick=0,
+                   settings_path=Path(tempfile.gettempdir()) / "gn-jobs-scenes" / "none.json")
 
 
 def main() -> None:
     """Render every scene to OUTDIR/<name>.svg against a throw-away server."""
     import asyncio
     import sys
-    import tempfile
-    from pathlib import Path
 
     from gn_jobs_tui.core.server import EmbeddedServer
 
@@ -174,6 +240,7 @@ def main() -> None:
         try:
             store = Store.from_url(srv.url, "scenes")
             seed(store)
+            seed_gn2(Store.from_url(srv.url, "scenes-gn2"))
             for scene in SCENES:
                 app = make_app(scene, srv.url, "scenes")
 

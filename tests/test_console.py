@@ -14,6 +14,8 @@ from gn_jobs_tui.ui.app import JobsApp, MainScreen
 from gn_jobs_tui.ui.screens.detail import DetailScreen
 from gn_jobs_tui.ui.screens.dialogs import ConfirmScreen
 from gn_jobs_tui.ui.screens.launcher import LauncherScreen
+from gn_jobs_tui.ui.screens.main import WRITE_ACTIONS
+from tests.conftest import wait_for
 
 
 async def until(pilot, predicate, timeout: float = 20.0, what: str = "condition") -> None:
@@ -25,8 +27,9 @@ async def until(pilot, predicate, timeout: float = 20.0, what: str = "condition"
 
 
 def screen_text(app: JobsApp) -> str:
-    """What is on screen, as text (the SVG export writes spaces as &#160;)."""
-    return app.export_screenshot().replace("&#160;", " ")
+    """What is on screen, as lines of text (the compositor's strips)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strip) for strip in strips)
 
 
 def make(store: Store, n: int, user: str = "u", status: str = "completed") -> list[str]:
@@ -91,7 +94,7 @@ def test_change_by_another_process_appears_without_a_key_press(config: Config,
             await until(pilot, lambda: job_id in app.index.jobs, what="load")
             Store.from_url(config.url, config.prefix).update(job_id, "status", status="failed",
                                                              message="boom from elsewhere")
-            await until(pilot, lambda: app.index.jobs[job_id].status == "failed", timeout=5,
+            await until(pilot, lambda: app.index.jobs[job_id].effective_status == "failed", timeout=5,
                         what="event to reach the table")
             assert app.index.jobs[job_id].message == "boom from elsewhere"
 
@@ -105,7 +108,7 @@ def test_kill_from_the_console_ends_a_real_process(config: Config, store: Store)
         app = JobsApp(config, poll_interval=1.0)
         async with app.run_test(size=(100, 30)) as pilot:
             await until(pilot, lambda: job_id in app.index.jobs and
-                        app.index.jobs[job_id].status == "running", what="running job")
+                        app.index.jobs[job_id].effective_status == "running", what="running job")
             proc = psutil.Process(store.get_job(job_id).pid)  # table rows carry no pid
             app.screen.table.select(job_id)
             await pilot.press("k")
@@ -132,17 +135,18 @@ def test_retry_creates_one_new_job_and_selects_it(config: Config, store: Store) 
             await pilot.press("r")
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
             await pilot.press("y")
-            await until(pilot, lambda: app.screen.table.cursor_id not in (None, job_id),
+            await until(pilot, lambda: isinstance(app.screen, MainScreen) and
+                        app.screen.table.cursor_id not in (None, job_id),
                         what="new job selected")
             new_id = app.screen.table.cursor_id
-            assert app.index.jobs[new_id].retry_of == job_id
-            # Retrying again from the console does not make a second job.
+            assert store.get_job(new_id).retry_of == job_id
+            # Retrying it again is not offered: it says why and makes no second job.
             app.screen.table.select(job_id)
             await until(pilot, lambda: app.index.jobs[job_id].retried_by == new_id, what="link")
             await pilot.press("r")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
-            await pilot.press("y")
-            await pilot.pause(1.0)
+            await pilot.pause(0.5)
+            assert isinstance(app.screen, MainScreen)
+            assert any("nothing to retry" in n.message for n in app._notifications)
 
     asyncio.run(go())
     assert len([j for p in store.iter_jobs() for j in p if j.retry_of == job_id]) == 1
@@ -169,10 +173,10 @@ def test_selection_stays_on_the_same_job_while_others_change(config: Config,
                 other.create_job(job_fields(new_job_id(), "sleep", "z", ["true"], {},
                                             created=1_800_000_000 + i), audit=None)
             await until(pilot, lambda: len(app.index.jobs) == 65 and
-                        sum(j.status == "failed" for j in app.index.jobs.values()) == 29,
+                        sum(j.effective_status == "failed" for j in app.index.jobs.values()) == 29,
                         what="changes applied")
             assert table.cursor_id == target
-            assert app.index.order[table.cursor_row] == target
+            assert app.index.row(table.cursor_row).job_id == target
 
     asyncio.run(go())
 
@@ -204,7 +208,8 @@ def test_damaged_data_renders_without_an_exception(config: Config, store: Store)
     asyncio.run(go())
 
 
-def test_read_only_offers_no_writing_action(config: Config, store: Store) -> None:
+def test_read_only_offers_no_writing_action_and_says_why(config: Config, store: Store) -> None:
+    """Defect 14: in read-only mode the write keys are not offered, and pressed, say why."""
     make(store, 2, status="failed")
     ro = Config(config.url, config.prefix, read_only=True)
 
@@ -213,13 +218,17 @@ def test_read_only_offers_no_writing_action(config: Config, store: Store) -> Non
         async with app.run_test(size=(80, 24)) as pilot:
             await until(pilot, lambda: app.loaded_all and app.index.jobs, what="load")
             actions = {b.binding.action for b in app.screen.active_bindings.values()}
-            assert not actions & {"launch", "kill", "retry"}
+            assert not actions & WRITE_ACTIONS
             titles = [c.title for c in app.get_system_commands(app.screen)]
-            assert not any(t.startswith(("Launch", "Kill", "Retry")) for t in titles)
-            for key in ("l", "k", "r"):
+            assert not any(t.startswith(("Launch", "Kill", "Retry", "Clean")) for t in titles)
+            for key in ("l", "k", "r", "K", "R", "X"):
+                app.clear_notifications()
                 await pilot.press(key)
                 await pilot.pause(0.1)
                 assert isinstance(app.screen, MainScreen)
+                assert any("read-only mode" in n.message for n in app._notifications), key
+            await pilot.press("question_mark")
+            assert "not offered" in screen_text(app)
 
     asyncio.run(go())
     assert all(j.retried_by is None for p in store.iter_jobs() for j in p)
@@ -259,3 +268,4 @@ def test_drill_down_follows_output_and_children_as_they_arrive(config: Config,
                         what="the child's record on screen")
 
     asyncio.run(go())
+    wait_for(lambda: store.get_job(job_id).is_terminal, what="the job to end")

@@ -9,10 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from gn_jobs_tui.core import control
 from gn_jobs_tui.core.config import Config
@@ -22,15 +18,6 @@ from gn_jobs_tui.core.store import Store
 from gn_jobs_tui.ui.app import JobsApp
 from tests.conftest import wait_for
 from tests.helpers import python, run_command
-
-
-@pytest.fixture
-def private(tmp_path: Path) -> Iterator[EmbeddedServer]:
-    """A server of this test's own, so the test may stop and restart it."""
-    srv = EmbeddedServer(tmp_path / "s")
-    srv.ensure()
-    yield srv
-    srv.stop()
 
 
 def reconnecting(store: Store, fn, timeout: float = 30.0):

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -38,13 +37,6 @@ GIVE_UP = float(os.environ["GN_JOBS_GIVE_UP"])
 def _state_dir(server: EmbeddedServer) -> None:
     """The session fixture points XDG_STATE_HOME (supervisor logs, spool) at a temp dir."""
 
-
-@pytest.fixture
-def private(tmp_path: Path) -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(tmp_path / "s")
-    srv.ensure()
-    yield srv
-    kill_server(srv)
 
 
 def printer(n: int, per_s: float, width: int = 0) -> list[str]:

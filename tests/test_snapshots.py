@@ -6,7 +6,7 @@ import pytest
 
 from gn_jobs_tui.core.server import EmbeddedServer
 from gn_jobs_tui.core.store import Store
-from tests.scenes import SCENES, make_app, seed
+from tests.scenes import SCENES, make_app, seed, seed_gn2
 
 PREFIX = "snapshots"
 
@@ -14,9 +14,10 @@ PREFIX = "snapshots"
 @pytest.fixture(scope="module")
 def seeded(server: EmbeddedServer) -> str:
     store = Store.from_url(server.url, PREFIX)
-    for key in store.r.scan_iter(match=f"{PREFIX}:*"):
+    for key in store.r.scan_iter(match=f"{PREFIX}*"):
         store.r.delete(key)
     seed(store)
+    seed_gn2(Store.from_url(server.url, PREFIX + "-gn2"))
     return server.url
 
 

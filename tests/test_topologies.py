@@ -82,7 +82,7 @@ def test_console_and_cli_follow_a_sentinel_failover(sentinels: SentinelSet) -> N
             # A change written to the new primary reaches the console.
             writer = Store.from_url(url, prefix)
             writer.update(ids[0], "status", status="failed", message="after the failover")
-            await until(pilot, lambda: app.index.jobs[ids[0]].status == "failed",
+            await until(pilot, lambda: app.index.jobs[ids[0]].effective_status == "failed",
                         "a change made after the failover")
             return notes
 
@@ -119,7 +119,7 @@ def test_console_and_cli_on_a_cluster(cluster: ClusterSet) -> None:
             writer = Store.from_url(f"redis+cluster://127.0.0.1:{cluster.ports[2]}", prefix)
             for job_id in ids[:10]:
                 writer.update(job_id, "status", status="completed", message="done elsewhere")
-            await until(pilot, lambda: all(app.index.jobs[i].status == "completed"
+            await until(pilot, lambda: all(app.index.jobs[i].effective_status == "completed"
                                            for i in ids[:10]), "events from any node")
 
     asyncio.run(go())

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,6 @@ from gn_jobs_tui.core.connection import parse_url
 from gn_jobs_tui.core.server import EmbeddedServer, find_binary
 from tests.conftest import wait_for
 from tests.servers import kill_server
-
-
-@pytest.fixture
-def private(tmp_path: Path) -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(tmp_path / "s")
-    srv.ensure()
-    yield srv
-    kill_server(srv)
 
 
 def client_for(url: str, **kw) -> wire.Client:

@@ -239,6 +239,10 @@ class Processor:
         if job.error:
             parts.append(Text("error:", style="bold red"))
             parts.append(Text(visible(job.error[-2000:]), style="red"))
+        elif job.extra.get("stderr", "").strip() and job.effective_status != "completed":
+            # Other producers (gn-uploader, GeneNetwork2) say why in `stderr`.
+            parts.append(Text("stderr:", style="bold red"))
+            parts.append(Text(visible(job.extra["stderr"][-2000:].rstrip()), style="red"))
         if children:
             parts.append(Text(""))
             parts.append(self.children_table(job, children))

@@ -1,193 +1,62 @@
-"""The console: all-jobs table, user and text filters, drill-down, actions.
+"""The console app: where data arrives, views change, and screens meet.
 
-Data comes only from the `Feed` (asyncio workers posting messages); admin
-actions run in thread workers through the core (`control`, `launcher`) and
-post their result. In read-only mode no action that writes is offered.
+Data comes only from the `Feed` (asyncio workers posting messages) and is
+put in the `JobIndex`; sorts and filters of big indexes are built in thread
+workers (see `ordering`); admin actions run in thread workers through the
+core (see `actions`). Nothing here reads Redis on the UI thread.
 """
 
 from __future__ import annotations
 
+import gc
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from rich.text import Text
-from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual import work
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
-from gn_jobs_tui.core import control
 from gn_jobs_tui.core.config import Config
-from gn_jobs_tui.core.jobtypes import registry
-from gn_jobs_tui.core.keys import RETRYABLE_STATUSES, TERMINAL_STATUSES
-from gn_jobs_tui.core.launcher import launch
 from gn_jobs_tui.core.model import Job
-from gn_jobs_tui.core.redact import redact_text
-from gn_jobs_tui.core.store import Store
+from gn_jobs_tui.processors.base import fmt_duration
+from gn_jobs_tui.ui import ordering, settings
+from gn_jobs_tui.ui.actions import Actions, Target
 from gn_jobs_tui.ui.feed import Feed
-from gn_jobs_tui.ui.messages import ActionDone, Connection, JobsChanged, JobsLoaded, KeysChanged
-from gn_jobs_tui.ui.model import COLUMNS, JobIndex
-from gn_jobs_tui.ui.screens.audit import AuditScreen
+from gn_jobs_tui.ui.messages import (
+    ActionDone,
+    Connection,
+    Found,
+    JobsChanged,
+    JobsLoaded,
+    KeysChanged,
+    OrderBuilt,
+    OrderPreview,
+    Polled,
+    Selected,
+)
+from gn_jobs_tui.ui.model import JobIndex
+from gn_jobs_tui.ui.ordering import Build, Result, View
+from gn_jobs_tui.ui.query import Query
+from gn_jobs_tui.ui.rows import Row
 from gn_jobs_tui.ui.screens.detail import DetailScreen
-from gn_jobs_tui.ui.screens.dialogs import AskScreen, ConfirmScreen, HelpScreen, UserScreen
-from gn_jobs_tui.ui.screens.launcher import LauncherScreen, LaunchRequest
-from gn_jobs_tui.ui.widgets.job_table import JobTable
+from gn_jobs_tui.ui.screens.dialogs import HelpScreen
+from gn_jobs_tui.ui.screens.main import MainScreen
+from gn_jobs_tui.ui.timefmt import ago
 from gn_jobs_tui.ui.widgets.status_bar import StatusBar
 
-STATUS_CYCLE = [None, "running", "queued", "failed", "killed", "lost", "completed"]
-WRITE_ACTIONS = {"launch", "kill", "retry"}
-
-
-class MainScreen(Screen[None]):
-    BINDINGS = [
-        Binding("enter", "open", "Open"),
-        Binding("slash", "filter", "Filter"),
-        Binding("u", "users", "User"),
-        Binding("f", "status_filter", "Status filter", show=False),
-        Binding("o", "sort", "Sort", show=False),
-        Binding("O", "reverse", "Reverse", show=False),
-        Binding("g", "goto", "Go to id", show=False),
-        Binding("space", "mark", "Mark", show=False),
-        Binding("l", "launch", "Launch"),
-        Binding("k", "kill", "Kill"),
-        Binding("r", "retry", "Retry"),
-        Binding("escape", "clear", "Clear", show=False),
-        Binding("ctrl+r", "reload", "Reload", show=False),
-        Binding("a", "audit", "Audit trail", show=False),
-        Binding("question_mark", "app.help", "Help"),
-        Binding("q", "app.quit", "Quit"),
-    ]
-
-    def compose(self) -> ComposeResult:
-        yield StatusBar()
-        yield JobTable(self.app.index, id="jobs")  # type: ignore[attr-defined]
-        yield Input(placeholder="filter: id, type, user, message (Enter keeps, Esc clears)",
-                    id="filter")
-        yield Footer(compact=True)
-
-    @property
-    def table(self) -> JobTable:
-        return self.query_one(JobTable)
-
-    def on_mount(self) -> None:
-        self.table.focus()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in WRITE_ACTIONS and self.app.config.read_only:  # type: ignore[attr-defined]
-            return False
-        return True
-
-    # -- navigation and filters ------------------------------------------------
-    def on_job_table_opened(self, message: JobTable.Opened) -> None:
-        self.app.push_screen(DetailScreen(message.job_id))
-
-    def on_job_table_sort_requested(self, message: JobTable.SortRequested) -> None:
-        self.app.index.set_sort(message.key)  # type: ignore[attr-defined]
-        self.table.refresh_rows()
-
-    def action_open(self) -> None:
-        self.table.key_enter()
-
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.add_class("-shown")
-        box.focus()
-
-    @on(Input.Changed, "#filter")
-    def filter_changed(self, event: Input.Changed) -> None:
-        self.app.index.set_filter(text=event.value)  # type: ignore[attr-defined]
-        self.table.refresh_rows()
-        self.app.sync_bars()  # type: ignore[attr-defined]
-
-    @on(Input.Submitted, "#filter")
-    def filter_done(self, event: Input.Submitted) -> None:
-        if not event.value:
-            event.input.remove_class("-shown")
-        self.table.focus()
-
-    def action_clear(self) -> None:
-        box = self.query_one("#filter", Input)
-        index: JobIndex = self.app.index  # type: ignore[attr-defined]
-        if box.value or box.has_class("-shown"):
-            box.value = ""
-            box.remove_class("-shown")
-            self.table.focus()
-        elif self.table.marked:
-            self.table.marked.clear()
-            self.table.refresh()
-        elif index.status or index.user:
-            index.set_filter(status=None, user=None)
-            self.table.refresh_rows()
-            self.app.sync_bars()  # type: ignore[attr-defined]
-
-    def action_status_filter(self) -> None:
-        index: JobIndex = self.app.index  # type: ignore[attr-defined]
-        nxt = STATUS_CYCLE[(STATUS_CYCLE.index(index.status) + 1) % len(STATUS_CYCLE)]
-        index.set_filter(status=nxt)
-        self.table.refresh_rows()
-        self.app.sync_bars()  # type: ignore[attr-defined]
-
-    def action_sort(self) -> None:
-        index: JobIndex = self.app.index  # type: ignore[attr-defined]
-        keys = [c.key for c in COLUMNS]
-        order = ["created", *keys]
-        nxt = order[(order.index(index.sort_key) + 1) % len(order)]
-        index.set_sort(nxt)
-        self.table.refresh_rows()
-        self.notify(f"sorted by {nxt}", timeout=1.5)
-
-    def action_reverse(self) -> None:
-        index: JobIndex = self.app.index  # type: ignore[attr-defined]
-        index.set_sort(index.sort_key, not index.reverse)
-        self.table.refresh_rows()
-
-    def action_users(self) -> None:
-        index: JobIndex = self.app.index  # type: ignore[attr-defined]
-
-        def chosen(user: str | None) -> None:
-            index.set_filter(user=user)
-            self.table.refresh_rows()
-            self.app.sync_bars()  # type: ignore[attr-defined]
-
-        self.app.push_screen(UserScreen(index.users(), len(index.jobs), index.user), chosen)
-
-    def action_goto(self) -> None:
-        def go(text: str | None) -> None:
-            if not text:
-                return
-            index: JobIndex = self.app.index  # type: ignore[attr-defined]
-            job_id = index.find(text)
-            if job_id is None:
-                self.notify(f"no single job matches {text!r}", severity="warning")
-                return
-            if job_id not in index.position:
-                index.set_filter(text="", status=None, user=None)
-                self.query_one("#filter", Input).value = ""
-                self.table.refresh_rows()
-            self.table.select(job_id)
-
-        self.app.push_screen(AskScreen("Go to job", "job id or its first characters"), go)
-
-    def action_mark(self) -> None:
-        self.table.toggle_mark()
-
-    def action_audit(self) -> None:
-        self.app.push_screen(AuditScreen())
-
-    def action_reload(self) -> None:
-        self.app.feed.request_reload()  # type: ignore[attr-defined]
-
-    # -- admin actions ------------------------------------------------------------
-    def action_launch(self) -> None:
-        self.app.ask_launch()  # type: ignore[attr-defined]
-
-    def action_kill(self) -> None:
-        self.app.ask_kill(self.table.targets())  # type: ignore[attr-defined]
-
-    def action_retry(self) -> None:
-        self.app.ask_retry(self.table.targets())  # type: ignore[attr-defined]
+#: Changes held while paused; past this the console resumes by itself (memory).
+HOLD_LIMIT = 200_000
+#: Index work per turn of the message queue, and jobs per slice of a page.
+STEP = 0.015
+SLICE = 1000
+PREVIEW_ROWS = 80
 
 
 class JobsApp(App[None]):
@@ -197,28 +66,52 @@ class JobsApp(App[None]):
 
     def __init__(self, config: Config, *, user: str | None = None,
                  clock: Callable[[], float] | None = None, server_label: str | None = None,
-                 poll_interval: float = 3.0, tick: float = 1.0) -> None:
+                 poll_interval: float = 3.0, tick: float = 1.0,
+                 settings_path: Path | None = None) -> None:
         super().__init__()
         self.config = config
         self.clock = clock or time.time
         self.index = JobIndex(self.clock)
         if user:
-            self.index.set_filter(user=user)
+            self.index.reset(View(user=user))
         self.server_label = server_label or (
             "embedded server" if config.embedded else config.display_url)
         self.feed = Feed(config, self.post_message, poll_interval=poll_interval)
+        self.poll_interval = poll_interval
+        self.tick = tick
         self.link_state: tuple[bool, str, float] | None = None
+        self.notes: tuple[str, ...] = ()
         self.pending_select: str | None = None
         self.loaded_all = False
-        self.tick = tick
-        self._sync_store: Store | None = None
-        self._last_load_redraw = 0.0
+        self.settings_path = settings_path or settings.default_path()
+        self.settings = settings.load(self.settings_path)
+        self.actions = Actions(self)
+        self.paused_since: float | None = None
+        self.polled = False
+        self.last_data: float | None = None
+        self._inbox: deque[Message] = deque()  # data in, taken into the index in order
+        self._drain_pending = False
+        self._reload_asked = False
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
         self.run_feed()
         if self.tick:
             self.set_interval(self.tick, self._tick)
+        if self.settings.problem:
+            self.notify(self.settings.problem, severity="warning", timeout=8)
+
+    def on_unmount(self) -> None:
+        """Blank the screen before the terminal leaves the alternate screen.
+
+        tmux keeps the alternate screen's last frame in the shell's history when
+        the terminal was resized while it showed: erased lines leave nothing.
+        """
+        driver = getattr(self, "_driver", None)
+        if driver is not None and not self.is_headless:
+            rows = self.size.height
+            driver.write("".join(f"\x1b[{y};1H\x1b[2K" for y in range(1, rows + 1)) + "\x1b[H")
+            driver.flush()
 
     @work(exclusive=True, group="feed")
     async def run_feed(self) -> None:
@@ -228,52 +121,142 @@ class JobsApp(App[None]):
             await self.feed.aclose()
 
     def _tick(self) -> None:
-        """Elapsed times move: redraw the visible rows (no fetch)."""
-        if isinstance(self.screen, MainScreen):
-            self.screen.table.refresh()
+        """The clock moved: time cells that changed, and the top bar (no fetch)."""
+        main = self.main_screen()
+        if self.paused_since is None and main is not None and self.screen is main:
+            main.table.tick()
+        self.sync_bars()
 
-    # -- data in ------------------------------------------------------------
-    def _main(self) -> MainScreen | None:
+    # -- screens ------------------------------------------------------------------
+    def main_screen(self) -> MainScreen | None:
+        """The job table's screen, once its table exists (data may arrive before)."""
         for screen in self.screen_stack:
-            if isinstance(screen, MainScreen):
+            if isinstance(screen, MainScreen) and screen.ready:
                 return screen
         return None
 
-    def _apply(self, jobs: Iterable[Job], removed: Iterable[str] = (), *,
-               redraw: bool = True) -> None:
-        jobs = self.index.upsert(jobs)  # only those that really changed
-        self.index.remove(removed)
-        if not redraw:
+    def current_job(self) -> Row | None:
+        main = self.main_screen()
+        return main.table.current() if main is not None else None
+
+    def open_job(self, job_id: str) -> None:
+        self.push_screen(DetailScreen(job_id))
+
+    def reveal(self, job_id: str) -> None:
+        """Select a job in the table, clearing the filters if they hide it."""
+        main = self.main_screen()
+        if main is None:
             return
-        main = self._main()
-        if main is not None and main.is_mounted:
-            if removed:
-                main.table.refresh_rows()
-            else:
-                main.table.refresh_changed([j.job_id for j in jobs])
-            if self.pending_select and self.pending_select in self.index.position:
-                main.table.select(self.pending_select)
-                self.pending_select = None
-        if isinstance(self.screen, DetailScreen) and any(
-                j.job_id == self.screen.job_id for j in jobs):
-            self.screen.poke()
-        self.sync_bars()
+        if self.index.row_of(job_id) is None and self.index.target.filtered:
+            main.query_one("#filter", Input).value = ""
+            self.set_view(query=Query(), status=None, user=None)
+        if not main.table.select(job_id):
+            self.pending_select = job_id
+
+    def sync_bars(self) -> None:
+        """Only the visible screen's bar: the others sync when they show again."""
+        for bar in self.screen.query(StatusBar):
+            bar.sync()
+
+    # -- data in ------------------------------------------------------------------
+    def _seen_data(self) -> None:
+        self.last_data = time.monotonic()
 
     def on_jobs_loaded(self, message: JobsLoaded) -> None:
-        if message.reset:
-            self.index.clear()
-        self.loaded_all = message.complete
-        # While the rest loads in the background, re-sort and redraw at most
-        # twice a second: sorting 100,000 rows for each page would cost more
-        # than reading them.
-        now = time.monotonic()
-        redraw = message.reset or message.complete or now - self._last_load_redraw > 0.5
-        if redraw:
-            self._last_load_redraw = now
-        self._apply(message.jobs, redraw=redraw)
+        self._seen_data()
+        if message.reset and self.paused_since is not None:
+            self._inbox.clear()  # a reload replaces everything held
+        self._inbox.append(message)
+        self._drain()
 
     def on_jobs_changed(self, message: JobsChanged) -> None:
-        self._apply(message.jobs, message.removed)
+        self._seen_data()
+        self._inbox.append(message)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Take what arrived into the index, in order, a bounded slice of work at a time.
+
+        A page of 5,000 jobs costs tens of milliseconds: taken in slices, with the
+        rest left for after the messages queued meanwhile (keys, repaints), the UI
+        never waits on it. While paused, nothing is taken: it waits here.
+        """
+        self._drain_pending = False
+        if self.paused_since is not None:
+            if self.waiting_count() > HOLD_LIMIT:
+                self.notify("too many changes while paused: live again", severity="warning")
+                self.toggle_pause()
+            else:
+                self.sync_bars()
+            return
+        deadline = time.perf_counter() + STEP
+        inbox = self._inbox
+        while inbox:
+            message = inbox[0]
+            if isinstance(message, JobsLoaded):
+                if len(message.jobs) > SLICE:
+                    part = JobsLoaded(message.jobs[:SLICE], reset=message.reset)
+                    message.jobs, message.reset = message.jobs[SLICE:], False
+                else:
+                    part = inbox.popleft()  # type: ignore[assignment]
+                self._load(part)
+            else:
+                inbox.popleft()
+                if isinstance(message, JobsChanged):
+                    self._apply(message.jobs, message.removed)
+            if time.perf_counter() > deadline:
+                break
+        if inbox and not self._drain_pending:
+            self._drain_pending = True
+            self.call_later(self._drain)
+
+    def on_polled(self, message: Polled) -> None:
+        self.polled = True
+        self._seen_data()
+
+    def _load(self, message: JobsLoaded) -> None:
+        main = self.main_screen()
+        before = main.table.window() if main is not None else []
+        if message.reset:
+            self.index.clear()
+            self.index.loading = True
+        changed = self.index.add_page(message.jobs)
+        if message.complete:
+            self.index.loading = False
+            if self._reload_asked:
+                self._reload_asked = False
+                self.notify(f"reloaded {len(self.index.jobs):,} jobs from the server", timeout=3)
+        self.loaded_all = message.complete
+        # The loaded jobs live as long as the console and hold no cycles: keep the
+        # cyclic collector from walking all of them again and again (a stall of
+        # tenths of a second per pass at a million jobs).
+        gc.freeze()
+        self._run_builds()
+        self._redraw(changed, before)
+
+    def _apply(self, jobs: Iterable[Job], removed: Iterable[str] = (), *,
+               redraw: bool = True) -> None:
+        """Changed and removed jobs into the index, and on screen (`redraw`: kept for
+        subclasses that time it)."""
+        main = self.main_screen()
+        before = main.table.window() if main is not None else []
+        changed = self.index.upsert(jobs)
+        gone = self.index.remove(removed)
+        self._run_builds()
+        if changed or gone:
+            self._redraw(changed + gone, before)
+        self.sync_bars()
+
+    def _redraw(self, changed: list[Row], before: list[str]) -> None:
+        main = self.main_screen()
+        if main is not None:
+            main.table.refresh_changed(changed, before)
+            if self.pending_select and main.table.select(self.pending_select):
+                self.pending_select = None
+        screen = self.screen
+        if isinstance(screen, DetailScreen) and any(j.job_id == screen.job_id for j in changed):
+            screen.poke()
+        self.sync_bars()
 
     def on_keys_changed(self, message: KeysChanged) -> None:
         if isinstance(self.screen, DetailScreen) and self.screen.job_id == message.job_id:
@@ -281,152 +264,199 @@ class JobsApp(App[None]):
 
     def on_connection(self, message: Connection) -> None:
         self.link_state = (message.ok, message.error, message.retry_in)
-        main = self._main()
-        if main is not None and main.is_mounted:
+        if message.ok:
+            self._seen_data()
+        if message.ok or message.notes:
+            self.notes = tuple(message.notes)
+        main = self.main_screen()
+        if main is not None:
             main.table.set_class(not message.ok, "-stale")
         self.sync_bars()
 
-    def sync_bars(self) -> None:
-        """Only the visible screen's bar: the others sync when they show again."""
-        for bar in self.screen.query(StatusBar):
-            bar.sync()
+    def reload(self) -> None:
+        if self.paused_since is not None:
+            self.toggle_pause()
+        self._reload_asked = True
+        self.notify("reloading every job from the server…", timeout=2)
+        self.feed.request_reload()
 
-    def status_text(self) -> Text:
-        if self.link_state and not self.link_state[0]:
-            _, error, retry = self.link_state
-            return Text(f" ⚠ disconnected from {self.server_label} · reconnecting · data shown "
-                        f"is stale · {error}")
-        index = self.index
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(" ● " if self.link_state else " ○ ", style="bold green" if self.link_state else "dim")
-        text.append(self.server_label)
-        text.append(f"  {self.config.prefix}", style="bold")
-        if self.config.read_only:
-            text.append("  READ-ONLY", style="bold yellow")
-        scope = [f"user {index.user}"] if index.user else []
-        if index.status:
-            scope.append(f"status {index.status}")
-        if index.text:
-            scope.append(f"“{index.text}”")
-        if scope:
-            text.append("  [" + ", ".join(scope) + f": {len(index.order)}]", style="bold cyan")
-        text.append("  " + index.counts_text())
-        if not self.loaded_all and self.link_state:
-            text.append(f"  loading… {len(index.jobs)}", style="italic")
-        return text
+    # -- pause --------------------------------------------------------------------
+    def toggle_pause(self) -> None:
+        if self.paused_since is None:
+            self.paused_since = time.monotonic()
+            self.notify("live updates paused: changes wait until p is pressed again", timeout=3)
+        else:
+            waiting = self.waiting_count()
+            self.paused_since = None
+            self._drain()
+            self.notify(f"live again: {waiting:,} changes applied", timeout=2)
+        self.sync_bars()
 
-    # -- actions (thread workers through the core) ----------------------------------
-    @property
-    def sync_store(self) -> Store:
-        if self._sync_store is None:
-            self._sync_store = Store.from_url(self.config.url, self.config.prefix,
-                                              self.config.read_only)
-        return self._sync_store
+    def waiting_count(self) -> int:
+        return sum(len(getattr(m, "jobs", ())) + len(getattr(m, "removed", ()))
+                   for m in self._inbox)
 
+    def paused_for(self) -> str:
+        if self.paused_since is None:
+            return ""
+        return fmt_duration(time.monotonic() - self.paused_since)
+
+    def freshness(self) -> str:
+        """How old the data shown is (or how long it has been paused)."""
+        since = self.paused_since if self.paused_since is not None else self.last_data
+        if since is None:
+            return "never"
+        return ago(since, time.monotonic())
+
+    def stale_for(self) -> float | None:
+        """Seconds since the last sign of life from the server, if that is too long."""
+        if not self.polled or self.last_data is None:
+            return None
+        age = time.monotonic() - self.last_data
+        return age if age > max(10.0, 2.5 * self.poll_interval) else None
+
+    # -- the view: sorts and filters -------------------------------------------------
+    def set_view(self, **changes: Any) -> None:
+        view = self.index.target.with_(**changes)
+        if view.sort_key == "elapsed" and "sort_key" in changes:
+            view = view.with_(now=self.clock())
+        self.index.set_view(view)
+        self._run_builds()
+        main = self.main_screen()
+        if main is not None:
+            main.table.refresh_rows()
+        self.sync_bars()
+
+    def _run_builds(self) -> None:
+        """Run what the index owes: small builds now, big ones in a worker thread."""
+        while (build := self.index.next_build()) is not None:
+            build.started = True
+            if len(build.source) <= self.index.sync_limit:
+                self.index.finish(build, ordering.run(build))
+                continue
+            # Described: Textual would otherwise describe it by repr() of its arguments,
+            # a million jobs long.
+            self.run_worker(partial(self._build_in_thread, build), name="order",
+                            description="sort/filter build", thread=True, group="order")
+            return
+
+    def _build_in_thread(self, build: Build) -> None:
+        # A full collection walks every list of a million jobs (tenths of a second,
+        # holding the GIL); the build makes garbage fast enough to set one off.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            result = ordering.run(build, PREVIEW_ROWS,
+                                  lambda rows: self.post_message(OrderPreview(build, rows)))
+            build.source = []  # the snapshot is done with: freed now, never walked
+            # The new lists live until the next sort: out of the collector's way, as the
+            # rows are (walking a list of a million costs a tenth of a second).
+            gc.freeze()
+        finally:
+            if enabled:
+                gc.enable()
+        self.post_message(OrderBuilt(build, result))
+
+    def on_order_preview(self, message: OrderPreview) -> None:
+        if message.build is self.index.building:
+            self.index.preview = message.rows
+            main = self.main_screen()
+            if main is not None:
+                main.table.refresh_rows()
+
+    def on_order_built(self, message: OrderBuilt) -> None:
+        build, result = message.build, message.result
+        if isinstance(build, Build) and (result is None or isinstance(result, Result)):
+            self.index.finish(build, result)
+        self._run_builds()
+        main = self.main_screen()
+        if main is not None:
+            main.table.refresh_rows()
+            if self.pending_select and main.table.select(self.pending_select):
+                self.pending_select = None
+        self.sync_bars()
+
+    # -- settings -----------------------------------------------------------------
+    def toggle_times(self) -> None:
+        self.settings.relative_times = not self.settings.relative_times
+        self._save_settings()
+        self.notify("times: " + ("relative (3m ago)" if self.settings.relative_times
+                                 else "absolute (UTC)"), timeout=1.5)
+        main = self.main_screen()
+        if main is not None:
+            main.table.refresh_rows()
+
+    def choose_columns(self) -> None:
+        from gn_jobs_tui.ui.screens.columns import ColumnsScreen
+
+        def chosen(columns: list[str] | None) -> None:
+            if columns and columns != self.settings.columns:
+                self.settings.columns = columns
+                self._save_settings()
+                main = self.main_screen()
+                if main is not None:
+                    main.table.refresh_rows()
+
+        self.push_screen(ColumnsScreen(self.settings.columns), chosen)
+
+    def _save_settings(self) -> None:
+        problem = settings.save(self.settings, self.settings_path)
+        if problem:
+            self.notify(problem, severity="error")
+
+    # -- actions --------------------------------------------------------------------
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.screen))
+        self.push_screen(HelpScreen(self.screen, self.notes, self.config.read_only))
 
     def ask_launch(self) -> None:
-        if self.config.read_only:
-            return
+        self.actions.ask_launch()
 
-        def submitted(req: LaunchRequest | None) -> None:
-            if req is not None:
-                self.do_launch(req)
+    def ask_kill(self, jobs: list[Target]) -> None:
+        self.actions.ask_kill(jobs)
 
-        main = self._main()
-        current = main.table.current() if main is not None else None
-        self.push_screen(LauncherScreen(registry(), current.job_type if current else None), submitted)
+    def ask_retry(self, jobs: list[Target]) -> None:
+        self.actions.ask_retry(jobs)
 
-    @work(thread=True, group="actions")
-    def do_launch(self, req: LaunchRequest) -> None:
-        try:
-            job_id = launch(self.sync_store, self.config, req.job_type, req.params, req.user)
-        except Exception as exc:  # noqa: BLE001 - every failure is shown, none swallowed
-            self.post_message(ActionDone(f"launch failed: {self._safe(exc)}", error=True))
-            return
-        self.post_message(ActionDone(f"launched {req.job_type} {job_id[:8]}", select=job_id))
+    def ask_goto(self) -> None:
+        self.actions.ask_goto()
 
-    def ask_kill(self, jobs: list[Job]) -> None:
-        if self.config.read_only or not jobs:
-            return
-        live = [j for j in jobs if j.effective_status not in TERMINAL_STATUSES or j.is_lost]
-        if not live:
-            self.notify("nothing to kill: the selected jobs have finished", severity="warning")
-            return
-        body = (f"Kill {self._names(live)}?\n\nEach job's supervisor, on its own host, sends "
-                "SIGTERM to the job's whole process group, then SIGKILL after the grace period.")
-        self.push_screen(ConfirmScreen(f"Kill {len(live)} job(s)", body, "Kill"),
-                         lambda yes: self.do_admin("kill", live) if yes else None)
+    def ask_cleanup(self) -> None:
+        self.actions.ask_cleanup()
 
-    def ask_retry(self, jobs: list[Job]) -> None:
-        if self.config.read_only or not jobs:
-            return
-        ok = [j for j in jobs if j.effective_status in RETRYABLE_STATUSES]
-        if not ok:
-            self.notify("only failed, killed or lost jobs can be retried", severity="warning")
-            return
-        body = (f"Retry {self._names(ok)}?\n\nA new job of the same type, with the same "
-                "parameters and user, starts for each (attempt + 1). Already retried jobs are "
-                "not run twice.")
-        self.push_screen(ConfirmScreen(f"Retry {len(ok)} job(s)", body, "Retry"),
-                         lambda yes: self.do_admin("retry", ok) if yes else None)
+    def select_matching(self, what: str) -> None:
+        self.actions.select_matching(what)
 
-    @staticmethod
-    def _names(jobs: list[Job]) -> str:
-        names = ", ".join(f"{j.short_id} ({j.job_type}, {j.effective_status})" for j in jobs[:5])
-        return names + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
+    def copy_job(self, job: Target | None, *, command: bool) -> None:
+        self.actions.copy_job(job, command=command)
 
-    @work(thread=True, group="actions")
-    def do_admin(self, verb: str, jobs: list[Job]) -> None:
-        """Kill or retry each job through the core; every result or error is shown."""
-        for job in jobs:
-            try:
-                if verb == "kill":
-                    outcome = control.kill(self.sync_store, job.job_id, "console")
-                    select = None
-                else:
-                    outcome = control.retry(self.sync_store, self.config, job.job_id)
-                    select = outcome.job_id
-                self.post_message(ActionDone(outcome.message, select=select))
-            except Exception as exc:  # noqa: BLE001 - shown to the user, never swallowed
-                self.post_message(ActionDone(f"{verb} {job.short_id} failed: {self._safe(exc)}",
-                                             error=True))
+    def on_selected(self, message: Selected) -> None:
+        self.actions.selected(message)
 
-    def _safe(self, exc: BaseException) -> str:
-        return redact_text(str(exc) or type(exc).__name__, self.config.url)
+    def on_found(self, message: Found) -> None:
+        self.actions.found(message)
 
     def on_action_done(self, message: ActionDone) -> None:
         self.notify(message.text, severity="error" if message.error else "information",
                     timeout=6 if message.error else 4)
-        if message.select:
-            if isinstance(self.screen, DetailScreen):
-                self.pop_screen()
-            main = self._main()
-            if not (main and main.table.select(message.select)):
-                self.pending_select = message.select
+        if not message.select:
+            return
+        if isinstance(self.screen, DetailScreen):
+            # A retry from the drill-down: follow the new job there.
+            self.switch_screen(DetailScreen(message.select))
+        main = self.main_screen()
+        if not (main and main.table.select(message.select)):
+            self.pending_select = message.select
 
-    # -- command palette ------------------------------------------------------------
+    # -- command palette: the same actions as the keys ------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        if isinstance(screen, MainScreen):
-            entries = [
-                ("Filter jobs", "Filter by id, type, user or message (/)", screen.action_filter),
-                ("Pick a user", "Show one user's jobs (u)", screen.action_users),
-                ("Status filter", "Cycle the status filter (f)", screen.action_status_filter),
-                ("Sort", "Sort by the next column (o)", screen.action_sort),
-                ("Go to job", "Jump to a job by id (g)", screen.action_goto),
-                ("Reload", "Reload every job from Redis (ctrl+r)", screen.action_reload),
-                ("Audit trail", "Who launched, killed, retried what (a)", screen.action_audit),
-            ]
-            if not self.config.read_only:
-                entries += [
-                    ("Launch a job", "Open the launcher (l)", screen.action_launch),
-                    ("Kill", "Kill the selected or marked jobs (k)", screen.action_kill),
-                    ("Retry", "Retry the selected or marked jobs (r)", screen.action_retry),
-                ]
-            for title, help_text, callback in entries:
-                yield SystemCommand(title, help_text, callback)
-        elif isinstance(screen, DetailScreen) and not self.config.read_only:
-            yield SystemCommand("Kill this job", "k", screen.action_kill)
-            yield SystemCommand("Retry this job", "r", screen.action_retry)
+        seen = {"app.help", "help", "app.quit", "quit", "refuse_write"}
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not binding.description or binding.action in seen:
+                continue
+            if active.node is not screen and active.node is not self:
+                continue  # the focused widget's own keys (cursor moves) are not commands
+            seen.add(binding.action)
+            yield SystemCommand(binding.description, f"key: {self.get_key_display(binding)}",
+                                partial(self.run_action, binding.action, active.node))

@@ -21,6 +21,7 @@ If Redis goes away, every loop reports it, backs off and reloads on return.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import redis
@@ -30,7 +31,7 @@ from gn_jobs_tui.core.connection import UrlError
 from gn_jobs_tui.core.model import Job, looks_like_a_job
 from gn_jobs_tui.core.redact import redact_text
 from gn_jobs_tui.core.store import AsyncStore
-from gn_jobs_tui.ui.messages import Connection, JobsChanged, JobsLoaded, KeysChanged
+from gn_jobs_tui.ui.messages import Connection, JobsChanged, JobsLoaded, KeysChanged, Polled
 
 FIRST_PAGE = 200
 PAGE = 5000
@@ -374,6 +375,7 @@ class Feed:
             self._post_notes()
         if await store.count() < self.indexed:
             self.request_reload()  # jobs were removed (cleanup, expiry): re-read and sweep
+        self.post(Polled(time.time()))
 
     async def aclose(self) -> None:
         await self.store.aclose()

@@ -53,3 +53,47 @@ class ActionDone(Message):
     def __init__(self, text: str, *, error: bool = False, select: str | None = None) -> None:
         self.text, self.error, self.select = text, error, select
         super().__init__()
+
+
+class Polled(Message):
+    """A poll of the server finished without error (`at`: time.time()).
+
+    Posted by the feed after every successful poll, even when nothing
+    changed, so the top bar can tell "nothing happened" from "not asked".
+    """
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        super().__init__()
+
+
+class OrderPreview(Message):
+    """The first rows of a sort or filter still being built (the rows on screen)."""
+
+    def __init__(self, build: object, rows: list[Job]) -> None:
+        self.build, self.rows = build, rows
+        super().__init__()
+
+
+class OrderBuilt(Message):
+    """A sort or filter built in a worker thread; `result` None if it was stopped."""
+
+    def __init__(self, build: object, result: object) -> None:
+        self.build, self.result = build, result
+        super().__init__()
+
+
+class Selected(Message):
+    """Jobs picked by a worker for a bulk action (`what`: "mark", "kill", "retry")."""
+
+    def __init__(self, what: str, jobs: list[Job]) -> None:
+        self.what, self.jobs = what, jobs
+        super().__init__()
+
+
+class Found(Message):
+    """The answer to "go to job": the ids that start with what was typed."""
+
+    def __init__(self, text: str, ids: list[str]) -> None:
+        self.text, self.ids = text, ids
+        super().__init__()

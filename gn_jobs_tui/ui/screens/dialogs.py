@@ -1,10 +1,12 @@
-"""Small modal dialogs: confirm, pick a user, type a job id, help."""
+"""Small modal dialogs: confirm, pick a user, type a value, help."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, OptionList, Static
@@ -12,21 +14,32 @@ from textual.widgets.option_list import Option
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Says what will happen; y/Enter on Yes confirms, n/Esc cancels."""
+    """Says what will happen; `y` (or Enter on the action) confirms, `n`/Esc cancels.
 
-    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+    Left/Right (and Tab) move between the buttons; the safe one has the focus.
+    """
 
-    def __init__(self, title: str, body: str, yes: str = "Yes") -> None:
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+        Binding("left", "app.focus_previous", "Previous button", show=False),
+        Binding("right", "app.focus_next", "Next button", show=False),
+    ]
+
+    def __init__(self, title: str, body: str | Text, yes: str = "Yes") -> None:
         super().__init__()
         self.title_text, self.body, self.yes = title, body, yes
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(self.title_text, id="dialog-title")
-            yield Static(self.body, id="dialog-body")
+            with VerticalScroll(id="dialog-scroll", can_focus=False):
+                yield Static(self.body, id="dialog-body")
             with Horizontal(id="dialog-buttons"):
-                yield Button(self.yes, variant="error", id="yes")
-                yield Button("Cancel", id="no")
+                yield Button(f"{self.yes} (y)", variant="error", id="yes")
+                yield Button("Cancel (n)", id="no")
+            yield Label("y confirms · n or Esc cancels · ←/→ move between buttons",
+                        id="dialog-hint")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -49,8 +62,8 @@ class UserScreen(ModalScreen[str | None]):
         self.users, self.total, self.current = users, total, current
 
     def compose(self) -> ComposeResult:
-        options = [Option(f"All users ({self.total})", id=self.ALL)]
-        options += [Option(f"{u} ({n})", id=u) for u, n in self.users]
+        options = [Option(f"All users ({self.total:,})", id=self.ALL)]
+        options += [Option(f"{u} ({n:,})", id=u) for u, n in self.users]
         with Vertical(id="dialog"):
             yield Label("Show jobs of", id="dialog-title")
             yield OptionList(*options, id="users")
@@ -70,39 +83,49 @@ class UserScreen(ModalScreen[str | None]):
 
 
 class AskScreen(ModalScreen[str | None]):
-    """One line of input (e.g. a job id to jump to)."""
+    """One line of input (a job id, an age); `check` may refuse it with a reason."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, placeholder: str = "") -> None:
+    def __init__(self, title: str, placeholder: str = "", *, hint: str = "",
+                 check: Callable[[str], str | None] | None = None) -> None:
         super().__init__()
-        self.title_text, self.placeholder = title, placeholder
+        self.title_text, self.placeholder, self.hint, self.check = title, placeholder, hint, check
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(self.title_text, id="dialog-title")
             yield Input(placeholder=self.placeholder, id="ask")
+            yield Static("", id="ask-error")
+            yield Label(self.hint or "Enter accepts · Esc cancels", id="dialog-hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
+        value = event.value.strip()
+        problem = self.check(value) if self.check and value else None
+        if problem:
+            self.query_one("#ask-error", Static).update(Text(problem, style="bold red"))
+            return
+        self.dismiss(value or None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every binding of the screen it was opened from."""
+    """Every binding of the screen it was opened from, then what the server told us."""
 
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
-    def __init__(self, screen: Screen) -> None:
+    def __init__(self, screen: Screen, notes: tuple[str, ...] = (),
+                 read_only: bool = False) -> None:
         super().__init__()
         self.rows: list[tuple[str, str]] = []
+        self.notes, self.read_only = notes, read_only
         seen: set[str] = set()
         own = {b.action for b in type(screen).BINDINGS if hasattr(b, "action")}
 
-        def rank(active: object) -> int:
-            node, binding = active.node, active.binding  # type: ignore[attr-defined]
+        def rank(active: ActiveBinding) -> int:
+            node, binding = active.node, active.binding
             if node is screen and binding.action in own:
                 return 0
             return 1 if node is screen.app else 2
@@ -117,12 +140,22 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         text = Text()
+        if self.read_only:
+            text.append("Read-only: launch, kill, retry and clean-up are not offered "
+                        "(started with --read-only).\n\n", style="yellow")
+        if self.notes:
+            text.append("Server notes\n", style="bold")
+            for note in self.notes:
+                warn = note.startswith("!")
+                text.append(("  ⚠ " if warn else "  · ") + note.lstrip("! ").strip() + "\n",
+                            style="red" if warn else "")
+            text.append("\n")
         for key, desc in self.rows:
             text.append(f"{key:>10}  ", style="bold")
             text.append(f"{desc}\n")
         with Vertical(id="dialog"):
             yield Label("Keys", id="dialog-title")
-            with VerticalScroll():
+            with VerticalScroll(id="help-scroll"):
                 yield Static(text, id="help-body")
             yield Label("Esc closes · Ctrl+P: command palette", id="dialog-hint")
 
