@@ -100,6 +100,9 @@ def test_every_source_once_in_its_order(store: Store) -> None:
 def test_keys_that_only_look_like_user_indexes_break_nothing(store: Store) -> None:
     p = store.keys.prefix
     [mine] = ours(store, 1)
+    # Strings, not sorted sets: one read before the real indexes (they are read in
+    # name order), one after; the ones after it are still read.
+    store.r.set(store.keys.user_jobs("a-weird"), "a string, not a sorted set")
     store.r.set(store.keys.user_jobs("weird"), "a string, not a sorted set")
     gn_uploader_job(store.r, p, user="", job_id="anon-1", ttl=0)  # P:users::jobs
     gn_uploader_job(store.r, p, user="ann", job_id="up-1", ttl=0)
