@@ -47,7 +47,14 @@ def run() -> None:
     with server() as srv:
         Store.from_url(srv.url, "cli")
         fill(Store.from_url(srv.url, "cli"), 1000)
-        env = dict(os.environ, GN_JOBS_REDIS_URL=srv.url, GN_JOBS_PREFIX="cli")
+        # As after an install's first run: bytecode cached (here in a throw-away prefix,
+        # and written even where PYTHONDONTWRITEBYTECODE is set, as on this machine).
+        env = dict(os.environ, GN_JOBS_REDIS_URL=srv.url, GN_JOBS_PREFIX="cli",
+                   PYTHONPYCACHEPREFIX=str(srv.directory / "pycache"))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        for warm in (["--help"], ["list", "--limit", "20"]):
+            subprocess.run([sys.executable, "-m", "gn_jobs_tui", *warm], check=True,
+                           capture_output=True, env=env)
         bare = fastest([sys.executable, "-c", "pass"], env=env)
         helped = fastest([sys.executable, "-m", "gn_jobs_tui", "--help"], env=env)
         listed = fastest([sys.executable, "-m", "gn_jobs_tui", "list", "--limit", "20"], env=env)

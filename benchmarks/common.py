@@ -2,20 +2,62 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import psutil
 
 from gn_jobs_tui.core.server import EmbeddedServer
 from gn_jobs_tui.core.store import Store, job_fields
 
 RESULTS = Path(__file__).parent / "results"
 FIGURES: dict[str, dict[str, object]] = {}
+#: Every process a benchmark starts (servers, supervisors, jobs) inherits this mark.
+RUN_MARK = "GN_JOBS_BENCH_RUN"
+os.environ.setdefault(RUN_MARK, uuid.uuid4().hex)
+
+
+def ours() -> list[psutil.Process]:
+    """Live processes this benchmark run started (they carry its mark), but not us."""
+    mark, me, found = os.environ[RUN_MARK], os.getpid(), []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.pid != me and proc.environ().get(RUN_MARK) == mark and \
+                    proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@atexit.register
+def _nothing_left_running() -> None:
+    """As the test suite's fixture: a benchmark that leaves a process behind fails (exit 1)."""
+    deadline = time.monotonic() + 20  # supervisors finishing their last writes
+    left = ours()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = ours()
+    if not left:
+        return
+    for proc in left:
+        try:
+            print(f"left running, now killed: {proc.pid} {' '.join(proc.cmdline())[:120]}",
+                  file=sys.stderr)
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+    sys.stderr.flush()
+    os._exit(1)
 
 
 @contextlib.contextmanager

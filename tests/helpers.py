@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import sys
 import textwrap
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.launcher import start_job
 from gn_jobs_tui.core.store import Store, job_fields, new_job_id
+
+T = TypeVar("T")
 
 
 def run_command(store: Store, config: Config, argv: list[str], *, user: str = "tester",
@@ -22,6 +28,35 @@ def python(code: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(code)]
 
 
+def run_async(coro: Coroutine[Any, Any, T], grace: float = 10.0) -> T:
+    """asyncio.run, except that a task still running after the test fails it by name.
+
+    asyncio.run waits without bound for tasks it cancels at the end: one that
+    will not end (a leaked listener, a swallowed cancel) would hang the run
+    until pytest-timeout, with no word of which task it was.
+    """
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            me = asyncio.current_task()
+            rest = [t for t in asyncio.all_tasks() if t is not me]
+            for task in rest:
+                task.cancel()
+            pending = (await asyncio.wait(rest, timeout=grace))[1] if rest else set()
+            if pending:
+                out = io.StringIO()
+                for task in pending:
+                    task.print_stack(file=out)
+                raise AssertionError(f"{len(pending)} task(s) outlived the test, cancelled "
+                                     f"{grace:.0f} s ago:\n{out.getvalue()}")
+
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
 
 
 def stubborn_tree() -> list[str]:
@@ -101,10 +136,13 @@ class TcpProxy:
                     continue
 
     def close(self) -> None:
+        """Shut down before closing: close() alone wakes no thread blocked in accept/recv."""
+        import socket
+
         self._stop.set()
-        self.listener.close()
-        for c in self.conns:
+        for s in (self.listener, *self.conns):
             try:
-                c.close()
+                s.shutdown(socket.SHUT_RDWR)
             except OSError:
-                continue
+                pass  # not connected (the listener) or already closed
+            s.close()

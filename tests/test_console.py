@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import psutil
@@ -16,6 +15,7 @@ from gn_jobs_tui.ui.screens.dialogs import ConfirmScreen
 from gn_jobs_tui.ui.screens.launcher import LauncherScreen
 from gn_jobs_tui.ui.screens.main import WRITE_ACTIONS
 from tests.conftest import wait_for
+from tests.helpers import run_async
 
 
 async def until(pilot, predicate, timeout: float = 20.0, what: str = "condition") -> None:
@@ -63,7 +63,7 @@ def test_launch_from_the_form_appears_and_completes(config: Config, store: Store
                         what="completed on screen")
             assert store.get_job(job_id).status == "completed"
 
-    asyncio.run(go())
+    run_async(go())
 
 
 def test_bad_form_input_creates_nothing(config: Config, store: Store) -> None:
@@ -80,7 +80,7 @@ def test_bad_form_input_creates_nothing(config: Config, store: Store) -> None:
             await pilot.pause(0.3)
             assert isinstance(app.screen, LauncherScreen)
             assert "not a number" in str(app.screen.query_one("#err-seconds").render())
-    asyncio.run(go())
+    run_async(go())
     assert store.count() == 0
 
 
@@ -98,7 +98,7 @@ def test_change_by_another_process_appears_without_a_key_press(config: Config,
                         what="event to reach the table")
             assert app.index.jobs[job_id].message == "boom from elsewhere"
 
-    asyncio.run(go())
+    run_async(go())
 
 
 def test_kill_from_the_console_ends_a_real_process(config: Config, store: Store) -> None:
@@ -118,7 +118,7 @@ def test_kill_from_the_console_ends_a_real_process(config: Config, store: Store)
                         what="killed on screen")
             assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
 
-    asyncio.run(go())
+    run_async(go())
 
 
 def test_retry_creates_one_new_job_and_selects_it(config: Config, store: Store) -> None:
@@ -148,7 +148,7 @@ def test_retry_creates_one_new_job_and_selects_it(config: Config, store: Store) 
             assert isinstance(app.screen, MainScreen)
             assert any("nothing to retry" in n.message for n in app._notifications)
 
-    asyncio.run(go())
+    run_async(go())
     assert len([j for p in store.iter_jobs() for j in p if j.retry_of == job_id]) == 1
 
 
@@ -178,7 +178,7 @@ def test_selection_stays_on_the_same_job_while_others_change(config: Config,
             assert table.cursor_id == target
             assert app.index.row(table.cursor_row).job_id == target
 
-    asyncio.run(go())
+    run_async(go())
 
 
 def test_damaged_data_renders_without_an_exception(config: Config, store: Store) -> None:
@@ -205,7 +205,7 @@ def test_damaged_data_renders_without_an_exception(config: Config, store: Store)
                 await pilot.press("escape")
                 await until(pilot, lambda: isinstance(app.screen, MainScreen), what="back")
 
-    asyncio.run(go())
+    run_async(go())
 
 
 def test_read_only_offers_no_writing_action_and_says_why(config: Config, store: Store) -> None:
@@ -230,13 +230,13 @@ def test_read_only_offers_no_writing_action_and_says_why(config: Config, store: 
             await pilot.press("question_mark")
             assert "not offered" in screen_text(app)
 
-    asyncio.run(go())
+    run_async(go())
     assert all(j.retried_by is None for p in store.iter_jobs() for j in p)
 
 
 def test_drill_down_follows_output_and_children_as_they_arrive(config: Config,
                                                                store: Store) -> None:
-    from tests.helpers import python, run_command
+    from tests.helpers import python, run_async, run_command
 
     code = ("import os, time\n"
             "from gn_jobs_tui.core.jobctx import JobContext\n"
@@ -267,5 +267,5 @@ def test_drill_down_follows_output_and_children_as_they_arrive(config: Config,
             await until(pilot, lambda: "not a number" in screen_text(app), timeout=10,
                         what="the child's record on screen")
 
-    asyncio.run(go())
+    run_async(go())
     wait_for(lambda: store.get_job(job_id).is_terminal, what="the job to end")

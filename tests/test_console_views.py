@@ -3,7 +3,6 @@ data (tests/scenes.py) in a real server, with a frozen clock where times are sho
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from gn_jobs_tui.ui.screens.dialogs import AskScreen, ConfirmScreen, HelpScreen
 from gn_jobs_tui.ui.screens.hosts import HostsScreen
 from gn_jobs_tui.ui.screens.launcher import LauncherScreen
 from gn_jobs_tui.ui.screens.pulse import PulseScreen
+from tests.helpers import run_async
 from tests.scenes import NOW, seed
 from tests.test_console import screen_text, until
 
@@ -62,7 +62,7 @@ def lines(app: JobsApp) -> list[str]:
 
 
 def run(coro) -> None:  # noqa: ANN001
-    asyncio.run(coro)
+    run_async(coro)
 
 
 # -- table: sort, marks, widths, top bar ---------------------------------------------------
@@ -117,9 +117,9 @@ def test_column_widths_follow_content_and_terminal(config: Config, seeded: Store
             await loaded(pilot, app)
             return lines(app)
 
-    wide = asyncio.run(go((200, 40)))
+    wide = run_async(go((200, 40)))
     assert any(user in line for line in wide)
-    narrow = asyncio.run(go((80, 24)))
+    narrow = run_async(go((80, 24)))
     assert not any(user in line for line in narrow)
     assert any("maint" in line and "…" in line for line in narrow)
 
@@ -261,13 +261,13 @@ def test_drill_down_tree_grows_and_ids_are_never_folded(config: Config, seeded: 
             await pilot.pause(0.3)
             return width, text + "\n" + screen_text(app)
 
-    narrow, text = asyncio.run(go((80, 24)))
+    narrow, text = run_async(go((80, 24)))
     assert "9c0ffee000000000000000000000qc01" in text
     assert "#0 running 70%, 3 problems" in text
     assert any("geno_chr1.tsv" in line and "fields" in line for line in text.splitlines())
     seeded.r.hset(seeded.keys.job("9c0ffee000000000000000000000qc01"), "job_type",
                   "qc-files-with-a-long-type-name")
-    wide, text = asyncio.run(go((200, 50)))
+    wide, text = run_async(go((200, 50)))
     assert narrow <= 32 < wide  # 40% at most at 80 columns; at 200 the whole root label
     assert "qc-files-with-a-long-type-name 9c0ffee0" in text
 
@@ -420,10 +420,10 @@ def test_filter_tokens_in_the_table(config: Config, seeded: Store, tmp_path: Pat
             await pilot.pause(0.2)
             return {app.index.row(i).short_id for i in range(len(app.index))}
 
-    assert asyncio.run(shown("type:qc status:running")) == {"9c0ffee0", "broken00"}
-    assert asyncio.run(shown("user:carol type:insert")) == {"1a5e4700", "dead0000"}
-    assert asyncio.run(shown("9cff")) == {"9c0ffee0"}
-    assert asyncio.run(shown("-host:node-a")) == {"broken00", "c0ffee00", "fa11ed00"}
+    assert run_async(shown("type:qc status:running")) == {"9c0ffee0", "broken00"}
+    assert run_async(shown("user:carol type:insert")) == {"1a5e4700", "dead0000"}
+    assert run_async(shown("9cff")) == {"9c0ffee0"}
+    assert run_async(shown("-host:node-a")) == {"broken00", "c0ffee00", "fa11ed00"}
 
 
 def test_pause_holds_changes_and_the_bar_says_so(config: Config, seeded: Store,
@@ -641,7 +641,7 @@ def test_retry_from_the_drill_down_follows_the_new_job(config: Config, store: St
                         app.screen.job_id != job_id, what="the new job's drill-down")
             return app.screen.job_id
 
-    new_id = asyncio.run(go())
+    new_id = run_async(go())
     assert store.get_job(new_id).retry_of == job_id
     wait_for(lambda: store.get_job(new_id).is_terminal, what="retry ended")
 
@@ -790,7 +790,7 @@ def test_sorts_per_load_are_bounded(config: Config, roomy: Store, tmp_path: Path
             assert [app.index.row(i).job_id for i in range(50)] == brute(app.index)[:50]
             return app.index.builds
 
-    builds = asyncio.run(go())
+    builds = run_async(go())
     assert builds == 0 if sort == "created" else 1 <= builds <= 4
 
 

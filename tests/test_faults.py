@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ from gn_jobs_tui.core.server import EmbeddedServer
 from gn_jobs_tui.core.store import Store
 from gn_jobs_tui.ui.app import JobsApp
 from tests.conftest import wait_for
-from tests.helpers import python, run_command
+from tests.helpers import python, run_async, run_command
 
 
 def reconnecting(store: Store, fn, timeout: float = 30.0):
@@ -59,7 +58,7 @@ def test_server_down_for_5s_mid_job_loses_no_line(private: EmbeddedServer) -> No
             states.append(app.link_state[0])
         return states
 
-    states = asyncio.run(console_sees_it())
+    states = run_async(console_sees_it())
     assert False in states and states[-1] is True  # shown disconnected, then recovered
     store = Store.from_url(config.url, config.prefix)
     job = wait_for(lambda: reconnecting(store, lambda: store.get_job(job_id)).is_terminal
@@ -121,7 +120,7 @@ def test_console_killed_with_sigkill_jobs_complete(config: Config, store: Store)
                 await pilot.pause(0.05)
             return {j.effective_status for j in app.index.jobs.values()}
 
-    assert asyncio.run(new_console()) == {"completed"}
+    assert run_async(new_console()) == {"completed"}
 
 
 def test_lost_job_can_be_retried(config: Config, store: Store) -> None:

@@ -358,3 +358,46 @@ def test_a_job_hash_deleted_mid_job_is_never_recreated_in_part(store: Store, con
     assert again.command and again.created and again.pid == job.pid
     seqs, lines = lines_of(store, job_id)
     assert seqs == list(range(1, 31)) and lines == [f"line {i}" for i in range(30)]
+
+
+def test_a_failed_snapshot_mid_job_misconf_loses_no_line(tmp_path: Path) -> None:
+    """The server's last snapshot failed (disk full, a directory gone): with
+    `stop-writes-on-bgsave-error` it refuses every write with MISCONF. The supervisor keeps
+    its job running and its lines in memory; once a snapshot succeeds, every line once, in
+    order."""
+    from tests.servers import ArgServer
+
+    srv = ArgServer(tmp_path / "s")
+    srv.ensure()
+    try:
+        config = Config(srv.url, "misconf")
+        store = Store.from_url(srv.url, "misconf")
+        n = 400
+        job_id = run_command(store, config, printer(n, 100))
+        out = store.keys.output(job_id)
+        wait_for(lambda: store.r.xlen(out) >= 30, what="output flowing")
+        rdb = tmp_path / "rdb"
+        rdb.mkdir()
+        store.r.config_set("dir", str(rdb))
+        store.r.config_set("save", "3600 1")  # MISCONF applies where snapshots are configured
+        rdb.rmdir()  # the snapshot cannot be written
+        store.r.bgsave()
+        wait_for(lambda: store.r.info("persistence")["rdb_last_bgsave_status"] == "err",
+                 what="a failed snapshot")
+        with pytest.raises(redis.ResponseError, match="MISCONF"):
+            store.r.set("probe", "1")
+        held = store.r.xlen(out)
+        time.sleep(1.0)
+        assert store.r.xlen(out) == held  # refused meanwhile: nothing half-written
+        store.r.config_set("dir", str(srv.directory))
+        store.r.bgsave()
+        wait_for(lambda: store.r.info("persistence")["rdb_last_bgsave_status"] == "ok",
+                 what="a good snapshot")
+        job = finished(store, job_id)
+        assert job.status == "completed" and job.exit_code == 0
+        seqs, lines = lines_of(store, job_id)
+        assert seqs == list(range(1, n + 1)) and lines == [f"line {i}" for i in range(n)]
+        log = (spool_dir().parent / "logs" / f"supervisor-{job_id}.log").read_text()
+        assert "MISCONF" in log
+    finally:
+        kill_server(srv)

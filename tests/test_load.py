@@ -18,6 +18,7 @@ from gn_jobs_tui.core.launcher import start_job
 from gn_jobs_tui.core.store import Store, job_fields, new_job_id
 from gn_jobs_tui.ui.app import JobsApp
 from gn_jobs_tui.ui.feed import Feed
+from tests.helpers import run_async
 
 
 def seed(store: Store, n: int, active: int = 0) -> None:
@@ -62,7 +63,7 @@ def test_chatty_jobs_with_a_console_lose_no_line_and_keep_their_heartbeats(
             assert all(app.index.jobs[i].effective_status == "completed" for i in ids)
             return ids
 
-    ids = asyncio.run(go())
+    ids = run_async(go())
     assert lapses == 0
     for job_id in ids:
         entries = store.r.xrange(store.keys.output(job_id))
@@ -115,9 +116,9 @@ def test_commands_per_poll_do_not_grow_with_running_jobs(tmp_path) -> None:
             return spent / 5
 
         running_ours(store, 10)
-        few = asyncio.run(per_poll())
+        few = run_async(per_poll())
         running_ours(store, 1990, start=10)
-        many = asyncio.run(per_poll())
+        many = run_async(per_poll())
         assert many == few, (few, many)
     finally:
         srv.stop()
@@ -144,8 +145,8 @@ def test_polling_cost_follows_active_jobs_not_stored_jobs(server, prefix: str) -
             await feed.aclose()
         return sent["n"]
 
-    spent_small = asyncio.run(cost(small))
-    spent_big = asyncio.run(cost(big))
+    spent_small = run_async(cost(small))
+    spent_big = run_async(cost(big))
     # 20x the stored jobs, same active jobs: about the same cost (SCAN slices aside).
     assert spent_big < 1.5 * spent_small, (spent_small, spent_big)
 

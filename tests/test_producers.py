@@ -6,7 +6,6 @@ gn-uploader's own job code and GeneNetwork2 write jobs differently from us
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ from gn_jobs_tui.core.launcher import launch
 from gn_jobs_tui.core.store import Store
 from gn_jobs_tui.ui.app import JobsApp
 from tests.conftest import wait_for
+from tests.helpers import run_async
 from tests.producers import gn2_job, gn2_manager, gn_uploader_job
 
 
@@ -121,5 +121,5 @@ def test_console_reads_every_source_and_keeps_them_across_reload(config: Config,
                 assert {uploader, unindexed, later} <= app.index.jobs.keys()
                 await pilot.pause(0.02)
 
-    asyncio.run(go())
+    run_async(go())
     wait_for(lambda: store.get_job(ours).is_terminal, what="our job ends")

@@ -6,7 +6,6 @@ itself, and a read-only console that sees a lost job leaves it as it is.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.store import ReadOnlyError, Store, job_fields
 from gn_jobs_tui.ui.app import JobsApp
+from tests.helpers import run_async
 
 
 def test_the_store_refuses_every_write_on_its_own(config: Config, store: Store) -> None:
@@ -62,7 +62,7 @@ def test_a_read_only_console_shows_a_lost_job_and_writes_nothing(config: Config,
             await pilot.pause(1.0)  # several polls, each of which sees the lapsed heartbeat
             return app.index.jobs[job_id].effective_status
 
-    assert asyncio.run(go()) == "lost"
+    assert run_async(go()) == "lost"
     assert store.r.hgetall(store.keys.job(job_id)) == before
     assert store.r.zscore(store.keys.heartbeats, job_id) is not None
     assert store.r.zscore(store.keys.status_index("lost"), job_id) is None

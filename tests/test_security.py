@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ from gn_jobs_tui.core.store import Store
 from gn_jobs_tui.ui.app import JobsApp
 from gn_jobs_tui.ui.screens.audit import AuditScreen
 from tests.conftest import wait_for
+from tests.helpers import run_async
 
 
 def gn(url: str, prefix: str, *args: str) -> subprocess.CompletedProcess:
@@ -73,7 +73,7 @@ def test_read_only_works_with_a_read_only_acl_user(reader, server: EmbeddedServe
             await pilot.press("escape", "a")
             await pilot.pause(0.5)
 
-    asyncio.run(console())
+    run_async(console())
     denied = server.client().execute_command("ACL", "LOG")
     # Nothing that writes was tried; the refusals allowed are the read-only probes
     # whose answers we use: INFO ("memory unknown") and TIME (our own clock instead).
@@ -117,7 +117,7 @@ def test_password_appears_nowhere(server: EmbeddedServer, prefix: str, state_pat
                 texts.append(app.export_screenshot())
         return texts
 
-    seen += asyncio.run(console())
+    seen += run_async(console())
     assert all(secret not in text for text in seen)
     assert any("***" in text for text in seen)  # the URL is shown, with its password hidden
     control.kill(store, job_id)
@@ -144,5 +144,5 @@ def test_admin_actions_are_audited_and_shown(config: Config, store: Store) -> No
             assert isinstance(app.screen, AuditScreen)
             return app.export_screenshot()  # what is on screen
 
-    text = asyncio.run(console())
+    text = run_async(console())
     assert "retry" in text and "launch" in text and job_id[:8] in text

@@ -9,7 +9,6 @@ takes the EVALSHA path everywhere.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -27,6 +26,7 @@ from gn_jobs_tui.core.store import Store
 from gn_jobs_tui.ui.app import JobsApp
 from gn_jobs_tui.ui.feed import Feed
 from tests.conftest import wait_for
+from tests.helpers import run_async
 
 
 def gn(url: str, prefix: str, *args: str) -> subprocess.CompletedProcess:
@@ -80,7 +80,7 @@ def test_read_grant_without_scripting_lists_with_pipelines(acl_user, config: Con
                 await pilot.pause(0.05)
             return set(app.index.jobs), app.feed.notes
 
-    jobs, notes = asyncio.run(console())
+    jobs, notes = run_async(console())
     assert jobs == {job_id} and "reads without scripts" in notes
 
 
@@ -116,7 +116,7 @@ def test_channels_limited_to_the_prefix_mean_no_keyspace_events_and_no_loop(
             return (loads["n"], bool(app.link_state and app.link_state[0]), app.feed.notes,
                     app.index.jobs[job_id].message)
 
-    n, ok, notes, message = asyncio.run(console())
+    n, ok, notes, message = run_async(console())
     assert n == 1 and ok  # loaded once, connected: no reload loop
     assert "no keyspace events" in notes and message == "changed elsewhere"
 
@@ -149,7 +149,7 @@ def test_read_only_user_without_read_only_flag_still_lists_lost_jobs(
             assert app.link_state and app.link_state[0]
             return app.index.jobs[job_id].effective_status
 
-    assert asyncio.run(console()) == "lost"
+    assert run_async(console()) == "lost"
 
 
 def test_eviction_policy_and_full_memory_are_warned(tmp_path, monkeypatch) -> None:
@@ -176,7 +176,7 @@ def test_eviction_policy_and_full_memory_are_warned(tmp_path, monkeypatch) -> No
                     await pilot.pause(0.05)
                 return app.feed.notes
 
-        notes = asyncio.run(console())
+        notes = run_async(console())
         assert any("can evict" in n for n in notes)
         admin.config_set("maxmemory", "0")
     finally:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from gn_jobs_tui.core.outputs import KeyState
 from gn_jobs_tui.core.store import AsyncStore, Store, job_fields, new_job_id
+from tests.helpers import run_async
 
 
 def make(store: Store, n: int, user: str = "u1", t0: float = 1_700_000_000.0) -> list[str]:
@@ -130,7 +130,7 @@ def test_async_store_reads_the_same(store: Store, config) -> None:
         finally:
             await astore.aclose()
 
-    listed, users = asyncio.run(go())
+    listed, users = run_async(go())
     assert listed == ids[::-1][:3] and users == {"u1": 5}
 
 

@@ -21,6 +21,7 @@ import pytest
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.store import Store, job_fields
 from gn_jobs_tui.ui.app import JobsApp
+from tests.helpers import run_async
 from tests.topology import ClusterSet, SentinelSet
 
 
@@ -86,7 +87,7 @@ def test_console_and_cli_follow_a_sentinel_failover(sentinels: SentinelSet) -> N
                         "a change made after the failover")
             return notes
 
-    notes = asyncio.run(go())
+    notes = run_async(go())
     assert any(f":{sentinels.current_primary()}" in n for n in notes), notes
     shown = json.loads(gn(url, prefix, "show", ids[0][:8], "--json").stdout)
     assert shown["status"] == "failed"
@@ -122,4 +123,4 @@ def test_console_and_cli_on_a_cluster(cluster: ClusterSet) -> None:
             await until(pilot, lambda: all(app.index.jobs[i].effective_status == "completed"
                                            for i in ids[:10]), "events from any node")
 
-    asyncio.run(go())
+    run_async(go())

@@ -48,6 +48,14 @@ KEY_ONLY = frozenset({"output", "child"})
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
+async def _end(tasks: set[asyncio.Task[object]]) -> None:
+    """Cancel these tasks and wait until each has ended (idempotent)."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class Feed:
     def __init__(self, config: Config, post: Callable[[object], object], *,
                  poll_interval: float = 3.0) -> None:
@@ -132,50 +140,54 @@ class Feed:
 
     # -- loops -------------------------------------------------------------
     async def run(self) -> None:
-        """Load, then keep subscribe and poll going; reconnect with backoff."""
+        """Load, then keep subscribe and poll going; reconnect with backoff.
+
+        Every task it starts ends with it, on every path (app closing while it
+        subscribes or loads included): a leftover listener would poll forever.
+        """
         delay = 0.5
         while True:
             tasks: set[asyncio.Task[object]] = set()
             try:
-                await self.store.detect()
-                # Subscribe first, then load: a change made while loading is not lost.
-                subscribed = asyncio.Event()
-                listener = asyncio.create_task(self.listen(subscribed.set))
-                tasks.add(listener)
-                waiter = asyncio.create_task(subscribed.wait())
-                await asyncio.wait({listener, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                if listener.done():
-                    listener.result()  # the subscription failed: its error says why
-                self._reload.clear()
-                await self.load()
-                await self._check_primary()
-                if self.connected is not True:
-                    self.connected = True
-                    self._post_notes(force=True)
-                delay = 0.5
-                tasks.add(asyncio.create_task(self.poll()))
-                reload = asyncio.create_task(self._reload.wait())
-                tasks.add(reload)
-                try:
-                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    # Cancelled (app closing) or one ended: none may outlive this loop.
-                    for task in tasks:
-                        task.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
-                for task in done:
-                    if task is not reload and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
+                await self._session(tasks)
             except (*REDIS_ERRORS, redis.ResponseError, UrlError) as exc:
                 # LOADING, a failover's READONLY, NOPERM on a read: say so, retry later.
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await _end(tasks)
                 self.connected = False
                 self.post(Connection(False, self._error(exc), delay))
                 await asyncio.sleep(delay)
                 delay = min(10.0, delay * 2)
+            else:
+                delay = 0.5
+            finally:
+                await _end(tasks)
+
+    async def _session(self, tasks: set[asyncio.Task[object]]) -> None:
+        """One connected stretch: until a reload is asked for or a loop fails."""
+        await self.store.detect()
+        # Subscribe first, then load: a change made while loading is not lost.
+        subscribed = asyncio.Event()
+        listener = asyncio.create_task(self.listen(subscribed.set))
+        waiter = asyncio.create_task(subscribed.wait())
+        tasks.update((listener, waiter))
+        await asyncio.wait({listener, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if listener.done():
+            listener.result()  # the subscription failed: its error says why
+        self._reload.clear()
+        await self.load()
+        await self._check_primary()
+        if self.connected is not True:
+            self.connected = True
+            self._post_notes(force=True)
+        tasks.add(asyncio.create_task(self.poll()))
+        reload = asyncio.create_task(self._reload.wait())
+        tasks.add(reload)
+        done, _ = await asyncio.wait(tasks - {waiter}, return_when=asyncio.FIRST_COMPLETED)
+        await _end(tasks)
+        for task in done:
+            if task is not reload and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
 
     def request_reload(self) -> None:
         self._reload.set()
