@@ -312,9 +312,30 @@ def test_find_on_a_large_server_trusts_the_id_index(tmp_path) -> None:
         with pytest.raises(StoreError, match=r"^no such job: lonel$"):
             lookup.find(limited, "lonel")
         assert lookup.find(limited, mine[:4]).job_id == mine
+        # Nothing found and nothing scanned: a plain "no such job", whatever the text's
+        # length, and for an id the index lists whose hash is gone.
+        with pytest.raises(StoreError, match=r"^no such job: f{32}$"):
+            lookup.find(limited, "f" * 32)
+        store.r.zadd(store.keys.ids, {"ghost-1": 0})
+        with pytest.raises(StoreError, match=r"^no such job: ghost-1$"):
+            lookup.find(limited, "ghost-1")
         limited.r.close()
     finally:
         srv.stop()
+
+
+def test_a_status_listing_from_every_source_keeps_to_its_limit(store: Store) -> None:
+    """Sources are read one after another; the last may add past the limit: cut to it."""
+    p = store.keys.prefix
+    ours(store, 1, status="killed")  # our status indexes cover the all-jobs index
+    for i in range(3):  # listed per user only, newest last
+        gn_uploader_job(store.r, p, user="ann", job_id=f"up-{i}", status="failed", ttl=0)
+    plain(store, "loose-1", status="failed", job_type="t", user_id="u", created="1")  # no index
+    listed = lookup.listing(store, status="failed", limit=2, all_sources_too=True)
+    everything = lookup.listing(store, status="failed", all_sources_too=True)
+    # gn-uploader's hashes carry no creation time: undated, they sort after loose-1.
+    assert [j.job_id for j in everything] == ["loose-1", "up-2", "up-1", "up-0"]
+    assert [j.job_id for j in listed] == ["loose-1", "up-2"]
 
 
 # -- reindex --------------------------------------------------------------------------------
