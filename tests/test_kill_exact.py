@@ -34,8 +34,13 @@ def running(store: Store, config: Config):
     return job_id, job
 
 
+REFUSED = ("kill refused: recorded pid/start time do not match the running process "
+           "(pid reused?)")
+
+
 def refused(store: Store, job_id: str) -> None:
-    wait_for(lambda: "kill refused" in (store.get_job(job_id).error or ""), what="refusal")
+    wait_for(lambda: store.get_job(job_id).error, what="refusal")
+    assert store.get_job(job_id).error == REFUSED  # what the operator reads, exactly
     wait_for(lambda: not store.r.exists(store.keys.kill_request(job_id)),
              what="the refused request cleared")
 
