@@ -245,6 +245,17 @@ def test_a_finished_orphan_gets_the_callers_environment(store: Store, config: Co
     assert final(store, new).status == "killed"
 
 
+def test_a_retry_gets_the_callers_environment(store: Store, config: Config) -> None:
+    old = old_job(store, params={"seconds": 30, "exit_code": 0})
+    new = control.retry(store, config, old, env_extra={"GN_JOBS_TEST_TAG": "retry-run"}).job_id
+    job = wait_for(lambda: (j := store.get_job(new)) and j.extra.get("supervisor_pid") and j,
+                   what="the retry's supervisor")
+    env = psutil.Process(int(job.extra["supervisor_pid"])).environ()
+    assert env.get("GN_JOBS_TEST_TAG") == "retry-run"
+    control.kill(store, new)
+    assert final(store, new).status == "killed"
+
+
 def test_a_retry_still_starting_or_running_is_left_alone(store: Store, config: Config) -> None:
     values = {"seconds": 0.0, "exit_code": 0}
     argv = registry().get("sleep").argv(values)
