@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import redis
+
 from gn_jobs_tui.core.keys import OUR_STATUSES
 from gn_jobs_tui.core.model import Job, looks_like_a_job
 from gn_jobs_tui.core.store import PAGE, Store, StoreError
@@ -32,7 +34,13 @@ def _user_only(store: Store, seen: set[str]) -> Iterator[list[Job]]:
     scored: dict[str, tuple[float, str]] = {}
     for index in store.user_indexes():
         user = store.keys.user_of(index) or ""
-        for raw, score in store.r.zrange(index, 0, -1, withscores=True):
+        try:
+            members = store.r.zrange(index, 0, -1, withscores=True)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            continue  # a key that only looks like a user index: not one
+        for raw, score in members:
             job_id = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
             if job_id not in seen and job_id not in scored:
                 scored[job_id] = (float(score), user)
