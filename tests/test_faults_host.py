@@ -121,6 +121,11 @@ def test_paused_host_never_runs_two_copies(store: Store, config: Config, retried
     old = store.get_job(job_id)
     statuses.add(old.status)
     assert "running" not in statuses and old.effective_status == "lost"
+    # Its hash is fenced off; its log says what happened to it, and by which retry.
+    from gn_jobs_tui.core.env import state_dir
+
+    log = (state_dir() / "logs" / f"supervisor-{job_id}.log").read_text()
+    assert f"this copy stopped; superseded by {new_id}" in log, log[-2000:]
     assert not store.r.exists(store.keys.heartbeat(job_id))
     assert store.r.zscore(store.keys.heartbeats, job_id) is None
     new = store.get_job(new_id)
