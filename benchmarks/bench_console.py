@@ -137,6 +137,9 @@ def run(big: int = 100_000, small: int = 100) -> None:
               per_job <= 500, note=f"{per_job / base_per_job:.2f}x the Job objects alone "
               f"({base_per_job / 1000:.2f} KB/job); of it the feed's id sets "
               f"{feed_sets / 1000:.3f} KB/job")
+        idle = child("idlecpu", srv.url, "cbig", str(big))
+        check(f"console {big:,}: idle CPU (polls every 3 s, clock every 1 s)",
+              idle["idle_cpu_pct"], "%", "<= 1", idle["idle_cpu_pct"] <= 1)
         # Idle: nothing changes on screen, so nothing may be written.
         s_idle = Store.from_url(srv.url, "cidle")
         fill(s_idle, 2000)

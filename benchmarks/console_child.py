@@ -11,6 +11,10 @@ listing alone (the Job objects), the baseline for memory per job.
 
 `python -m benchmarks.console_child idle URL PREFIX`: the real console on a
 terminal (run it under a pty): bench_console counts the bytes it writes.
+
+`python -m benchmarks.console_child idlecpu URL PREFIX N`: a headless console with
+the real poll (3 s) and clock tick (1 s) loads N jobs, then sits idle: prints the
+share of one CPU it used over 30 idle seconds (polls included).
 """
 
 from __future__ import annotations
@@ -154,6 +158,20 @@ def listing(url: str, prefix: str) -> dict[str, float]:
             "base_rss_mb": before / 1e6}
 
 
+async def idle_cpu(url: str, prefix: str, n: int, seconds: float = 30.0) -> dict[str, float]:
+    app = JobsApp(Config(url, prefix), poll_interval=3.0,
+                  settings_path=Path("/nonexistent/gn-jobs-bench.json"))
+    me = psutil.Process()
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not (app.loaded_all and len(app.index.jobs) >= n and app.index.building is None):
+            await pilot.pause(0.05)
+        await pilot.pause(5.0)  # the load's leftovers (collector, first polls) settle
+        cpu, t = sum(me.cpu_times()[:2]), time.perf_counter()
+        await pilot.pause(seconds)
+        used = sum(me.cpu_times()[:2]) - cpu
+        return {"idle_cpu_pct": 100 * used / (time.perf_counter() - t), "jobs": len(app.index.jobs)}
+
+
 def idle(url: str, prefix: str) -> None:
     JobsApp(Config(url, prefix), poll_interval=3.0,
             settings_path=Path("/nonexistent/gn-jobs-bench.json")).run()
@@ -165,5 +183,7 @@ if __name__ == "__main__":
         print(json.dumps(asyncio.run(load(url, prefix, int(sys.argv[4])))))
     elif mode == "listing":
         print(json.dumps(listing(url, prefix)))
+    elif mode == "idlecpu":
+        print(json.dumps(asyncio.run(idle_cpu(url, prefix, int(sys.argv[4])))))
     else:
         idle(url, prefix)
