@@ -66,10 +66,10 @@ def timed_parse(store: Any, spent: list[float]) -> None:
     """Record how long each page of the feed takes to parse (it runs on the event loop)."""
     original: Callable[[Any], Any] = store._parse_rows
 
-    def parse(flat: Any) -> Any:
+    def parse(flat: Any, *args: Any) -> Any:
         t = time.perf_counter()
         try:
-            return original(flat)
+            return original(flat, *args)
         finally:
             spent.append(time.perf_counter() - t)
 
