@@ -37,3 +37,8 @@ def visible(text: str | None, *, newlines: bool = True) -> str:
 
 def has_controls(text: str) -> bool:
     return bool(_CONTROL.search(text))
+
+
+def plural(n: int, word: str) -> str:
+    """`1 file`, `3 files`, `1,200 files`: counts in messages people read."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"

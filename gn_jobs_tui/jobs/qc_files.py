@@ -25,6 +25,7 @@ from collections import Counter
 
 from gn_jobs_tui.core import procs
 from gn_jobs_tui.core.jobctx import JobContext
+from gn_jobs_tui.core.text import plural
 from gn_jobs_tui.jobs.delimited import CHECKS, check_file
 
 #: How often the waiting parent looks at its workers' progress (from memory;
@@ -105,7 +106,8 @@ def run_worker(key: str, files: list[str], checks: tuple[str, ...], delimiter: s
     if report_fd is not None:
         with os.fdopen(report_fd, "w") as report:
             json.dump({"counts": dict(counts), "dropped": dropped}, report)
-    print(f"worker {key.rsplit(':', 1)[-1]}: {sum(counts.values())} problems in {len(files)} files",
+    print(f"worker {key.rsplit(':', 1)[-1]}: {plural(sum(counts.values()), 'problem')} in "
+          f"{plural(len(files), 'file')}",
           flush=True)
     return 0
 
@@ -152,7 +154,7 @@ def run_parent(files: list[str], workers: int, checks: tuple[str, ...], delimite
     buckets = split_files(files, workers)
     weights = [sum(file_size(f) for f in bucket) for bucket in buckets]
     keys = ctx.children(len(buckets))  # recorded before any child starts
-    start_msg = f"checking {len(files)} files with {len(buckets)} workers"
+    start_msg = f"checking {plural(len(files), 'file')} with {plural(len(buckets), 'worker')}"
     ctx.progress(0, start_msg)
     children: list[subprocess.Popen[bytes]] = []
     reports: list[int] = []
@@ -210,8 +212,8 @@ def run_parent(files: list[str], workers: int, checks: tuple[str, ...], delimite
         print(message, file=sys.stderr, flush=True)
         return 1
     summary = ", ".join(f"{n} {check}" for check, n in totals.most_common())
-    message = f"{errors} errors in {len(files)} files ({summary})" if errors else \
-        f"passed: {len(files)} files"
+    message = f"{plural(errors, 'error')} in {plural(len(files), 'file')} ({summary})" if errors \
+        else f"passed: {plural(len(files), 'file')}"
     ctx.set(errors=str(errors))
     ctx.progress(100, message)
     print(message, flush=True)

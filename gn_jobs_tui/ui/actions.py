@@ -25,6 +25,7 @@ from gn_jobs_tui.core.launcher import launch
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.redact import redact_text
 from gn_jobs_tui.core.store import Store
+from gn_jobs_tui.core.text import plural
 from gn_jobs_tui.ui.messages import ActionDone, Found, Selected
 from gn_jobs_tui.ui.rows import Row
 from gn_jobs_tui.ui.screens.dialogs import AskScreen, ConfirmScreen
@@ -40,10 +41,6 @@ SAMPLE = 5
 #: Bulk retries start a supervisor each: this many at most per confirmation.
 RETRY_LIMIT = 500
 PROGRESS_EVERY = 2.0
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def sample(jobs: list[Target]) -> str:
