@@ -342,7 +342,11 @@ def test_a_batch_sent_again_after_a_lost_reply_is_appended_once(private: ArgServ
 def test_qc_parent_progress_follows_its_workers(store: Store, config: Config,
                                                tmp_path: Path) -> None:
     """Table-level check on the hash: the parent's progress moves while its workers run."""
-    write_matrix(tmp_path / "big.tsv", 150_000, 20, plant={"numeric": [40]})
+    # On a quiet machine this failed: the worker's outbox thread spent the whole run importing
+    # what a redis-py client needs, beside a CPU-bound loop (now imported on the job's thread).
+    # Its first send still takes about a second beside such a loop (every I/O step waits for
+    # the GIL): the file is big enough for the worker to outlast that.
+    write_matrix(tmp_path / "big.tsv", 300_000, 20, plant={"numeric": [40]})
     job_id = launch(store, config, "qc-files", {"files": str(tmp_path / "big.tsv"),
                                                 "workers": "1"})
     seen: list[tuple[float, str]] = []

@@ -39,6 +39,17 @@ def _make_outbox(url: str, keys: Keys, claim: str | None) -> outbox.Outbox:
     def connect() -> Any:
         return sync_client(target, timeout=outbox.CALL_TIMEOUT, name="gn-jobs-job")
 
+    # And what building a client imports (redis-py reads its version through
+    # importlib.metadata, which imports `email`): on the outbox thread, beside a
+    # CPU-bound job that lets go of the GIL every 5 ms, those imports took longer
+    # than a QC worker's whole run, and its progress reached Redis only at exit.
+    if target.kind != "cluster":  # a Cluster client connects as it is built: not here
+        connect().close()
+    else:
+        from redis.utils import get_lib_version
+
+        get_lib_version()
+
     return outbox.Outbox(
         connect, keys.events_channel, claim,
         max_entries=outbox.env_number(outbox.ENV_MAX_ENTRIES, outbox.DEFAULT_MAX_ENTRIES),
