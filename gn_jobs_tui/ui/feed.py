@@ -34,7 +34,9 @@ from gn_jobs_tui.core.store import AsyncStore
 from gn_jobs_tui.ui.messages import Connection, JobsChanged, JobsLoaded, KeysChanged, Polled
 
 FIRST_PAGE = 200
-PAGE = 5000
+#: Jobs per page after the first: a page's reply is read on the event loop, and 5,000 held
+#: it for 112 ms at a million jobs (2,000: 78 ms, the same load time).
+PAGE = 2000
 COALESCE = 0.05
 ACTIVE_SLICE = 1000
 #: Below this many keys, every poll scans the whole key space for new unindexed jobs.
