@@ -9,11 +9,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import report
+from benchmarks.common import guard, report
 from gn_jobs_tui.jobs.samples import write_matrix
 
 
 def run(rows: int = 1_500_000, samples: int = 40, insert_rows: int = 200_000) -> None:
+    guard()  # its QC workers are processes too; it starts no server
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "big.tsv"
         write_matrix(big, rows, samples, plant={"numeric": [10, rows // 2]})

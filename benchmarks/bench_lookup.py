@@ -15,19 +15,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from benchmarks.common import best_of, fill, report, server
+from benchmarks.common import best_of, commands_spent, fill, report, server
 from gn_jobs_tui.core import lookup
 from gn_jobs_tui.core.store import Store
-
-
-def commands(store: Store, fn: Callable[[], object]) -> int:
-    def total() -> int:
-        return sum(int(v["calls"]) for k, v in store.r.info("commandstats").items()
-                   if k != "cmdstat_info")
-
-    before = total()
-    fn()
-    return total() - before - 0  # INFO calls are excluded above
 
 
 def figures(store: Store, ids: list[str]) -> dict[str, tuple[float, int]]:
@@ -48,7 +38,7 @@ def figures(store: Store, ids: list[str]) -> dict[str, tuple[float, int]]:
     out = {}
     for name, fn in cases.items():
         seconds = best_of(fn, repeat=5)
-        out[name] = (seconds, commands(store, fn))
+        out[name] = (seconds, commands_spent(store.r, fn))
     assert lookup.find(store, short).job_id == full
     assert len(lookup.listing(store, status="failed", limit=20)) == 20
     return out

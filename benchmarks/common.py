@@ -14,63 +14,46 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import psutil
+from typing import Any
 
 from gn_jobs_tui.core.server import EmbeddedServer
 from gn_jobs_tui.core.store import Store, job_fields
+from tests.leftovers import end_leftovers
 
 RESULTS = Path(__file__).parent / "results"
 FIGURES: dict[str, dict[str, object]] = {}
 #: Every process a benchmark starts (servers, supervisors, jobs) inherits this mark.
 RUN_MARK = "GN_JOBS_BENCH_RUN"
-os.environ.setdefault(RUN_MARK, uuid.uuid4().hex)
+_guarded = False
 
 
-def ours() -> list[psutil.Process]:
-    """Live processes this benchmark run started (they carry its mark), but not us."""
-    mark, me, found = os.environ[RUN_MARK], os.getpid(), []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.pid != me and proc.environ().get(RUN_MARK) == mark and \
-                    proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
+def guard() -> None:
+    """Make this process a benchmark run: what it starts is marked, SIGTERM unwinds (servers
+    stop), and at exit a process left running fails the run (exit 1), as the suite's fixture
+    does. Called by `server()`; nothing happens on import (the tests import `fill`)."""
+    global _guarded
+    if _guarded:
+        return
+    _guarded = True
+    os.environ.setdefault(RUN_MARK, uuid.uuid4().hex)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    atexit.register(_nothing_left_running)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM (a timeout, a kill) unwinds like Ctrl+C: servers stopped, leftovers checked."""
     raise SystemExit(128 + signum)
 
 
-signal.signal(signal.SIGTERM, _stop_on_sigterm)
-
-
-@atexit.register
 def _nothing_left_running() -> None:
-    """As the test suite's fixture: a benchmark that leaves a process behind fails (exit 1)."""
-    deadline = time.monotonic() + 20  # supervisors finishing their last writes
-    left = ours()
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = ours()
-    if not left:
-        return
-    for proc in left:
-        try:
-            print(f"left running, now killed: {proc.pid} {' '.join(proc.cmdline())[:120]}",
-                  file=sys.stderr)
-            proc.kill()
-        except psutil.NoSuchProcess:
-            continue
-    sys.stderr.flush()
-    os._exit(1)
+    ended = end_leftovers(RUN_MARK)
+    if ended:
+        print("left running, now killed:\n" + "\n".join(ended), file=sys.stderr, flush=True)
+        os._exit(1)
 
 
 @contextlib.contextmanager
 def server() -> Iterator[EmbeddedServer]:
+    guard()
     with tempfile.TemporaryDirectory(prefix="gjb") as tmp:
         os.environ.setdefault("XDG_STATE_HOME", str(Path(tmp) / "state"))
         srv = EmbeddedServer(Path(tmp) / "s")
@@ -100,6 +83,19 @@ def fill(store: Store, n: int, *, users: int = 20, t0: float = 1_700_000_000.0) 
                 ids.append(job_id)
             pipe.execute()
     return ids
+
+
+def server_calls(client: Any) -> int:
+    """Every command the server has run (those inside scripts too), INFO itself left out."""
+    return sum(int(v["calls"]) for k, v in client.info("commandstats").items()
+               if k != "cmdstat_info")
+
+
+def commands_spent(client: Any, fn: Callable[[], object]) -> int:
+    """Server commands `fn` cost: counts, not times (nothing else may use the server)."""
+    before = server_calls(client)
+    fn()
+    return server_calls(client) - before
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:

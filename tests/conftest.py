@@ -28,6 +28,7 @@ import pytest
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.server import EmbeddedServer
 from gn_jobs_tui.core.store import Store
+from tests.leftovers import end_leftovers, marked
 
 # Fast supervision for tests: spawned supervisors inherit these.
 HEARTBEAT = 0.5
@@ -47,39 +48,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def ours() -> list[psutil.Process]:
     """Live processes started by this test run (they inherit RUN_MARK), but not us."""
-    me = os.getpid()
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        if proc.pid == me:
-            continue
-        try:
-            if proc.environ().get(RUN_MARK) == os.environ[RUN_MARK] and \
-                    proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
+    return marked(RUN_MARK)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_running() -> Iterator[None]:
     """Fails the run if any server, supervisor or job it started outlives it."""
     yield
-    deadline = time.monotonic() + 20  # supervisors finishing their last writes
-    left = ours()
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = ours()
-    if left:
-        names = []
-        for proc in left:
-            try:
-                names.append(f"{proc.pid}: {' '.join(proc.cmdline())[:120]}")
-                proc.kill()
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        pytest.fail(f"{len(left)} processes started by the tests outlived them:\n" +
-                    "\n".join(names), pytrace=False)
+    ended = end_leftovers(RUN_MARK)
+    if ended:
+        pytest.fail(f"{len(ended)} processes started by the tests outlived them:\n" +
+                    "\n".join(ended), pytrace=False)
 
 
 class External:

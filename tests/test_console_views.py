@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.common import server_calls
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.store import Store, job_fields
 from gn_jobs_tui.ui.app import JobsApp, MainScreen
@@ -395,8 +396,7 @@ def test_pulse_is_drawn_from_memory_with_no_server_command(config: Config, seede
     """Capability e: started/completed/failed per minute, p50/p95, failure rate; frames
     cost the server nothing."""
     def calls() -> int:
-        stats = seeded.r.info("commandstats")
-        return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+        return server_calls(seeded.r)
 
     async def go() -> None:
         app = make_app(config, tmp_path)

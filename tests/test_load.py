@@ -11,8 +11,7 @@ import asyncio
 import sys
 import time
 
-import redis
-
+from benchmarks.common import server_calls
 from gn_jobs_tui.core.config import Config
 from gn_jobs_tui.core.launcher import start_job
 from gn_jobs_tui.core.store import Store, job_fields, new_job_id
@@ -72,12 +71,6 @@ def test_chatty_jobs_with_a_console_lose_no_line_and_keep_their_heartbeats(
         assert got == [f"line {i}" for i in range(lines)]
 
 
-def all_calls(client: redis.Redis) -> int:
-    """Every command the server ran, those inside scripts included (any Redis version)."""
-    return sum(int(v["calls"]) for k, v in client.info("commandstats").items()
-               if k != "cmdstat_info")
-
-
 def running_ours(store: Store, n: int, start: int = 0) -> None:
     """N of our running jobs with live heartbeats, as supervisors keep them."""
     with store.r.pipeline(transaction=False) as pipe:
@@ -108,10 +101,10 @@ def test_commands_per_poll_do_not_grow_with_running_jobs(tmp_path) -> None:
             await feed.store.detect()
             await feed.load()
             await feed.poll_once()  # the first poll sees what the load saw
-            before = all_calls(client)
+            before = server_calls(client)
             for _ in range(5):
                 await feed.poll_once()
-            spent = all_calls(client) - before - 5  # INFO itself is not counted; 5 calls of it
+            spent = server_calls(client) - before - 5  # INFO itself is not counted; 5 calls of it
             await feed.aclose()
             return spent / 5
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from benchmarks.common import commands_spent
 from gn_jobs_tui.core import lookup
 from gn_jobs_tui.core.server import EmbeddedServer
 from gn_jobs_tui.core.store import Store, StoreError, job_fields
@@ -32,13 +33,7 @@ def fill(store: Store, n: int, start: int = 0) -> list[str]:
 
 
 def spent(store: Store, fn: Callable[[], object]) -> int:
-    def total() -> int:
-        return sum(int(v["calls"]) for k, v in store.r.info("commandstats").items()
-                   if k != "cmdstat_info")
-
-    before = total()
-    fn()
-    return total() - before
+    return commands_spent(store.r, fn)
 
 
 def test_lookups_cost_the_same_with_20x_the_jobs(tmp_path) -> None:
