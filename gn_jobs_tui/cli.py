@@ -90,13 +90,12 @@ def _one_line(exc: BaseException, ctx: Ctx | None) -> Failure:
         return BadUsage(f"bad parameters: {exc}")
     if isinstance(exc, KeyError):
         return BadUsage(str(exc.args[0]) if exc.args else str(exc))
-    import redis
-
+    from gn_jobs_tui.core import errors
     from gn_jobs_tui.core.connection import describe_error
     from gn_jobs_tui.core.server import ServerError
     from gn_jobs_tui.core.store import StoreError
 
-    if isinstance(exc, (redis.RedisError, OSError)):
+    if isinstance(exc, (*errors.any_redis(), OSError)):
         return Failure(redact_text(describe_error(exc, target), url))
     if isinstance(exc, (StoreError, ServerError)):
         return Failure(redact_text(str(exc), url))
@@ -487,13 +486,12 @@ def server_status(obj: Ctx, as_json: bool) -> None:
 
 def _probe_scripts(store: Store) -> bool:
     """Can this user run our read scripts? (A tiny read-only script, run once.)"""
-    import redis
-
+    from gn_jobs_tui.core import errors
     from gn_jobs_tui.core.scripts import ReadScript
 
     try:
-        ReadScript("return 1")(store.r, [], [], ro=store.caps.eval_ro)
-    except redis.ResponseError:
+        ReadScript("return 1")(store.client, [], [], ro=store.caps.eval_ro)
+    except errors.reply():
         return False
     return True
 

@@ -105,7 +105,7 @@ def config(server: EmbeddedServer, prefix: str) -> Config:
 def store(config: Config) -> Iterator[Store]:
     s = Store.from_url(config.url, config.prefix)
     yield s
-    s.r.close()
+    s.close()
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.05,

@@ -436,9 +436,19 @@ def _sentinel_kwargs(target: Target, timeout: float) -> dict[str, Any]:
 # -- errors as one line -------------------------------------------------------------------
 
 
+def _is(exc: BaseException, name: str) -> bool:
+    """`exc` is redis-py's exception of that name (or a subclass), without importing redis-py."""
+    return any(cls.__name__ == name and cls.__module__.startswith("redis")
+               for cls in type(exc).__mro__)
+
+
 def describe_error(exc: BaseException, target: Target | None = None) -> str:
-    """One line for an error met while talking to a server; never a password."""
-    import redis
+    """One line for an error met while talking to a server; never a password.
+
+    The error may be redis-py's (the console) or wire's (the CLI): `errors`
+    names both kinds.
+    """
+    from gn_jobs_tui.core import errors
 
     where = target.display if target else "the server"
     text = str(exc) or type(exc).__name__
@@ -447,25 +457,26 @@ def describe_error(exc: BaseException, target: Target | None = None) -> str:
         msg = text
     elif (old := no_hello(exc, target)) is not None:
         msg = str(old)
-    elif isinstance(exc, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low \
-            or "auth" in low and "required" in low:
+    elif _is(exc, "AuthenticationError") or "wrongpass" in low \
+            or "invalid password" in low or "auth" in low and "required" in low:
         msg = f"{where} refused the user name or password"
-    elif isinstance(exc, redis.TimeoutError) and target is not None and target.tls:
+    elif isinstance(exc, errors.timeout()) and target is not None and target.tls \
+            or target is not None and target.tls and "handshake" in low and "timed out" in low:
         msg = f"no TLS handshake with {where} in time (a plain port? use redis:// for it)"
-    elif isinstance(exc, redis.TimeoutError):
+    elif isinstance(exc, errors.timeout()):
         msg = f"no answer from {where} in time (is it paused or overloaded?)"
     elif "ssl" in low or "tls" in low or "wrong version number" in low:
         msg = f"TLS failed with {where}: {text} (rediss:// for a TLS port, redis:// for a plain one)"
-    elif isinstance(exc, redis.BusyLoadingError):
+    elif isinstance(exc, errors.loading()):
         msg = f"{where} is loading its data set; try again shortly"
-    elif isinstance(exc, redis.InvalidResponse) or isinstance(exc, (redis.ConnectionError, OSError)) \
+    elif _is(exc, "InvalidResponse") or isinstance(exc, (*errors.unreachable(), OSError)) \
             and ("protocol" in low or "invalid response" in low):
         msg = f"{where} does not speak the Redis protocol (an HTTP server? a TLS port?)"
-    elif isinstance(exc, (redis.ConnectionError, OSError)):
+    elif isinstance(exc, (*errors.unreachable(), OSError)):
         msg = f"cannot reach {where}: {text}"
-    elif isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
+    elif isinstance(exc, errors.no_permission()) or text.startswith("NOPERM"):
         msg = f"{where} refused: {text} (the ACL user lacks a permission)"
-    elif isinstance(exc, redis.ResponseError):
+    elif isinstance(exc, errors.reply()):
         msg = f"{where} refused: {text}"
     else:
         msg = f"{type(exc).__name__}: {text}"

@@ -84,7 +84,7 @@ def retry(store: Store, config: Config, job_id: str, reg: Registry | None = None
 def _repair(store: Store, config: Config, old_id: str, new: object,
             env_extra: Mapping[str, str] | None) -> None:
     """A retry whose creator stopped half way: finish what it left (idempotent)."""
-    store.r.hsetnx(store.keys.job(old_id), "retried_by", getattr(new, "job_id", ""))
+    store.client.hsetnx(store.keys.job(old_id), "retried_by", getattr(new, "job_id", ""))
     created = getattr(new, "created", None) or time.time()
     if getattr(new, "status", "") == QUEUED and not getattr(new, "extra", {}).get("supervisor") \
             and time.time() - created > ORPHAN_AFTER:

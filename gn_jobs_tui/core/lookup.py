@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import redis
-
+from gn_jobs_tui.core import errors
 from gn_jobs_tui.core.keys import OUR_STATUSES
 from gn_jobs_tui.core.model import Job, looks_like_a_job
 from gn_jobs_tui.core.store import PAGE, Store, StoreError
@@ -35,8 +34,8 @@ def _user_only(store: Store, seen: set[str]) -> Iterator[list[Job]]:
     for index in store.user_indexes():
         user = store.keys.user_of(index) or ""
         try:
-            members = store.r.zrange(index, 0, -1, withscores=True)
-        except redis.ResponseError as exc:
+            members = store.client.zrange(index, 0, -1, withscores=True)
+        except errors.reply() as exc:
             if not str(exc).startswith("WRONGTYPE"):
                 raise
             continue  # a key that only looks like a user index: not one

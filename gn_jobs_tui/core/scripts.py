@@ -253,12 +253,12 @@ class ReadScript:
         return self.__dict__["_sha"]
 
     def __call__(self, client: Any, keys: list, args: list, *, ro: bool = True) -> Any:
-        import redis
+        from gn_jobs_tui.core import errors
 
         by_sha, by_source = ("evalsha_ro", "eval_ro") if ro else ("evalsha", "eval")
         try:
             return getattr(client, by_sha)(self.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
+        except errors.no_script():
             return getattr(client, by_source)(self.source, len(keys), *keys, *args)
 
     async def acall(self, client: Any, keys: list, args: list, *, ro: bool = True) -> Any:

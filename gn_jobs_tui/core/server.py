@@ -15,8 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import redis
+from typing import Any
 
 SOCKET_NAME = "redis.sock"
 
@@ -77,7 +76,9 @@ class EmbeddedServer:
     def pidfile(self) -> Path:
         return self.directory / "server.pid"
 
-    def client(self, timeout: float = 2.0) -> redis.Redis:
+    def client(self, timeout: float = 2.0) -> Any:
+        """A redis-py client on the socket (for tests and tools; our own checks use wire)."""
+        import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
@@ -85,16 +86,27 @@ class EmbeddedServer:
         return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout,
                            socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
 
+    def _wire(self, timeout: float) -> Any:
+        """The sync store's client on the socket: no redis-py import for a CLI command."""
+        from gn_jobs_tui.core.connection import parse_url
+        from gn_jobs_tui.core.syncclient import WireRedis
+
+        return WireRedis(parse_url(self.url), name="", timeout=timeout)
+
     def ping(self) -> bool:
+        from gn_jobs_tui.core import wire
+
         if not self.socket.exists():
             return False
+        client = self._wire(1.0)
         try:
-            with self.client(1.0) as client:
-                return bool(client.ping())
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return client.execute_command("PING") is not None
+        except wire.ConnectionLost:
             return False
-        except redis.ResponseError:
+        except wire.ReplyError:
             return True  # it answers, even if it refuses PING (LOADING)
+        finally:
+            client.close()
 
     def ensure(self, timeout: float = 15.0) -> str:
         """Start the server unless one already answers; return its URL."""
@@ -150,23 +162,30 @@ class EmbeddedServer:
         info: dict[str, object] = {"socket": str(self.socket), "running": self.ping(),
                                    "pid": self.pid(), "directory": str(self.directory)}
         if info["running"]:
-            with self.client() as client:
+            client = self._wire(2.0)
+            try:
                 server = client.info("server")
                 memory = client.info("memory")
                 info.update(version=server.get("valkey_version") or server.get("redis_version"),
                             uptime_seconds=server.get("uptime_in_seconds"),
                             keys=client.dbsize(), used_memory=memory.get("used_memory_human"))
+            finally:
+                client.close()
         return info
 
     def stop(self, timeout: float = 10.0) -> bool:
         """SHUTDOWN (the AOF is flushed); False when none was running."""
         if not self.ping():
             return False
+        from gn_jobs_tui.core import wire
+
+        client = self._wire(2.0)
         try:
-            with self.client() as client:
-                client.shutdown()
-        except (redis.ConnectionError, redis.TimeoutError):
+            client.execute_command("SHUTDOWN")
+        except wire.ConnectionLost:
             pass  # the server closes the connection as it exits
+        finally:
+            client.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.ping():
             time.sleep(0.05)

@@ -15,7 +15,6 @@ concurrency is decided by a single-key script or a create-if-absent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import getpass
@@ -26,9 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-import redis
-
-from gn_jobs_tui.core import connection, events, scripts
+from gn_jobs_tui.core import connection, errors, events, scripts
 from gn_jobs_tui.core.connection import Caps, Target
 from gn_jobs_tui.core.keys import OUR_STATUSES, QUEUED, TERMINAL_STATUSES, Keys
 from gn_jobs_tui.core.model import (
@@ -137,7 +134,7 @@ def _flat(mapping: dict[str, str]) -> list[str]:
     return out
 
 
-def _unknown(exc: redis.ResponseError) -> bool:
+def _unknown(exc: BaseException) -> bool:
     """The server does not know this command (older than the one that added it)."""
     return "unknown command" in str(exc).lower()
 
@@ -146,16 +143,16 @@ def denied(exc: BaseException) -> bool:
     """The ACL user may not run this (redis-py maps NOPERM to NoPermissionError)."""
     text = str(exc)
     low = text.lower()
-    return isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM") \
+    return isinstance(exc, errors.no_permission()) or text.startswith("NOPERM") \
         or "no permissions" in low or "can't run this command" in low  # (the latter: a script)
 
 
 def read_only_refusal(exc: BaseException) -> bool:
     """A write refused because the user may not write or the server is a replica."""
-    return denied(exc) or isinstance(exc, redis.ReadOnlyError) or "READONLY" in str(exc)
+    return denied(exc) or isinstance(exc, errors.read_only()) or "READONLY" in str(exc)
 
 
-def _refused(exc: redis.ResponseError) -> bool:
+def _refused(exc: BaseException) -> bool:
     """Scripts are not for us here: not allowed to this user, or not known to the server."""
     return denied(exc) or _unknown(exc)
 
@@ -356,18 +353,38 @@ def connect(url: str, *, timeout: float = 5.0, name: str = "gn-jobs") -> Any:
 
 
 class Store(_Base):
-    """Synchronous store for the CLI, the launcher and job programs."""
+    """Synchronous store for the CLI, the launcher and job programs.
+
+    `client` is what the store talks through: `syncclient.WireRedis` from a
+    URL (no redis-py imported), or any redis-py client given to it.
+    """
 
     def __init__(self, client: Any, prefix: str, read_only: bool = False,
                  target: Target | None = None) -> None:
         super().__init__(prefix, read_only, target)
-        self.r = client
+        self.client = client
+        self._redis_py: Any = None
 
     @classmethod
     def from_url(cls, url: str, prefix: str, read_only: bool = False, *,
                  name: str = "gn-jobs") -> Store:
+        from gn_jobs_tui.core.syncclient import client_for
+
         target = connection.parse_url(url)
-        return cls(connection.sync_client(target, name=name), prefix, read_only, target)
+        return cls(client_for(target, name=name), prefix, read_only, target)
+
+    @property
+    def r(self) -> Any:
+        """A redis-py client on the same server, made on first use (for callers that
+        want redis-py's whole API; the store's own calls go through `client`)."""
+        from gn_jobs_tui.core.syncclient import WireRedis
+
+        if not isinstance(self.client, WireRedis):
+            return self.client
+        if self._redis_py is None:
+            assert self.target is not None
+            self._redis_py = connection.sync_client(self.target)
+        return self._redis_py
 
     # -- capabilities ------------------------------------------------------------
     def detect(self) -> Caps:
@@ -376,8 +393,8 @@ class Store(_Base):
             return self.caps
         # INFO, not HELLO: HELLO through redis-py changes how it parses replies.
         try:
-            info: Any = self.r.info()
-        except redis.ResponseError as exc:
+            info: Any = self.client.info()
+        except errors.reply() as exc:
             if (old := connection.no_hello(exc, self.target)) is not None:
                 raise old from None
             info = exc
@@ -389,31 +406,32 @@ class Store(_Base):
 
     def _switch_to_cluster(self) -> None:
         """A redis:// URL that names a Cluster node: talk to the whole Cluster."""
+        if not self.caps.cluster or self.target is None or not self.target.hosts:
+            return
         from redis.cluster import RedisCluster
 
-        if self.caps.cluster and not isinstance(self.r, RedisCluster) and self.target is not None \
-                and self.target.hosts:
-            self.r.close()
+        if not isinstance(self.client, RedisCluster):
+            self.client.close()
             self.target = self.target._replace(kind="cluster")
-            self.r = connection.sync_client(self.target)
+            self.client = connection.sync_client(self.target)
 
     def _run(self, cmds: Sequence[Cmd], *, transaction: bool = True,
              raise_on_error: bool = True) -> list[Any]:
         """Run commands in one round trip: MULTI on a single server, routed on a Cluster."""
         self.detect()
-        with self.r.pipeline(transaction=transaction and self.atomic) as pipe:
+        with self.client.pipeline(transaction=transaction and self.atomic) as pipe:
             for cmd in cmds:
                 pipe.execute_command(*cmd)
             return pipe.execute(raise_on_error=raise_on_error)
 
     def _script(self, script: scripts.ReadScript, keys: list[str], args: list[Any]) -> Any:
         try:
-            return script(self.r, keys, args, ro=self.caps.eval_ro)
-        except redis.ResponseError as exc:
+            return script(self.client, keys, args, ro=self.caps.eval_ro)
+        except errors.reply() as exc:
             if not (self.caps.eval_ro and _unknown(exc)):
                 raise
             self.caps.learnt["eval_ro"] = False  # before Redis 7: EVALSHA reads as well
-            return script(self.r, keys, args, ro=False)
+            return script(self.client, keys, args, ro=False)
 
     # -- writes ---------------------------------------------------------------------
     def create_job(self, fields: dict[str, str], audit: str | None = "launch") -> str:
@@ -430,7 +448,7 @@ class Store(_Base):
         self.check_writable("creating a job")
         self.detect()
         key = self.keys.job(fields["job_id"])
-        created = int(self.r.eval(scripts.CREATE_IF_ABSENT, 1, key, *_flat(fields)))
+        created = int(self.client.eval(scripts.CREATE_IF_ABSENT, 1, key, *_flat(fields)))
         if created:
             self._run(self._create_cmds(fields, why)[1:])
         return bool(created)
@@ -455,14 +473,14 @@ class Store(_Base):
             return False
         job_id = job if isinstance(job, str) else job.job_id
         self.detect()
-        if self.r.exists(self.keys.heartbeat(job_id)):
+        if self.client.exists(self.keys.heartbeat(job_id)):
             return False
         payload = events.encode(job_id, "status", status="lost")
         try:
-            if not int(self.r.eval(scripts.MARK_LOST, 1, self.keys.job(job_id),
+            if not int(self.client.eval(scripts.MARK_LOST, 1, self.keys.job(job_id),
                                    self.keys.events_channel, payload)):
                 return False
-        except redis.ResponseError as exc:
+        except errors.reply() as exc:
             if read_only_refusal(exc):
                 return False  # a read-only user: the job is shown lost, not written lost
             raise
@@ -477,13 +495,13 @@ class Store(_Base):
         self.detect()
         request = json.dumps({"at": time.time(), "reason": reason, **actor()})
         # The durable request first: a notice may be missed, the key is not.
-        self.r.set(self.keys.kill_request(job_id), request)
-        result = int(self.r.eval(scripts.REQUEST_KILL, 1, self.keys.job(job_id), repr(time.time()),
+        self.client.set(self.keys.kill_request(job_id), request)
+        result = int(self.client.eval(scripts.REQUEST_KILL, 1, self.keys.job(job_id), repr(time.time()),
                                  self.keys.events_channel, events.encode(job_id, "kill")))
         if result != 1:
-            self.r.delete(self.keys.kill_request(job_id))
+            self.client.delete(self.keys.kill_request(job_id))
             return result
-        self.r.publish(self.keys.control_channel, json.dumps({"cmd": "kill", "job_id": job_id}))
+        self.client.publish(self.keys.control_channel, json.dumps({"cmd": "kill", "job_id": job_id}))
         self.audit("kill", job_id, reason)
         return result
 
@@ -498,7 +516,7 @@ class Store(_Base):
         removed = 0
         start = 0
         while True:
-            ids = [to_text(i) or "" for i in self.r.zrangebyscore(
+            ids = [to_text(i) or "" for i in self.client.zrangebyscore(
                 self.keys.jobs_index, "-inf", cutoff, start=start, num=PAGE)]
             if not ids:
                 break
@@ -534,11 +552,11 @@ class Store(_Base):
                             transaction=False, raise_on_error=False)
         job = self._one_job(job_id, *replies)
         if job is not None and (ckey := self._children_key(job)):
-            kind = to_text(self.r.type(ckey))
+            kind = to_text(self.client.type(ckey))
             if kind == "set":
-                job.children = sorted(to_text(m) or "" for m in self.r.smembers(ckey))
+                job.children = sorted(to_text(m) or "" for m in self.client.smembers(ckey))
             elif kind == "list":
-                job.children = [to_text(m) or "" for m in self.r.lrange(ckey, 0, -1)]
+                job.children = [to_text(m) or "" for m in self.client.lrange(ckey, 0, -1)]
         return job
 
     def get_jobs_full(self, listed: Sequence[Job]) -> list[Job]:
@@ -594,7 +612,7 @@ class Store(_Base):
                 try:
                     flat = self._script(scripts.GET_MANY_RO, [self.keys.jobs_index],
                                         self._many_args(chunk))
-                except redis.ResponseError as exc:
+                except errors.reply() as exc:
                     if not _refused(exc):
                         raise
                     self.caps.scripting = False
@@ -618,11 +636,11 @@ class Store(_Base):
                     hints = {to_text(flat[i]) or "": user for i in range(0, len(flat),
                                                                           3 + len(LIST_FIELDS))}
                 return self._parse_rows(flat, hints)
-            except redis.ResponseError as exc:
+            except errors.reply() as exc:
                 if not _refused(exc):
                     raise
                 self.caps.scripting = False
-        pairs = self.r.zrevrange(index, start, start + count - 1, withscores=True)
+        pairs = self.client.zrevrange(index, start, start + count - 1, withscores=True)
         ids = [to_text(i) or "" for i, _ in pairs]
         if user:
             hints = dict.fromkeys(ids, user)
@@ -644,13 +662,13 @@ class Store(_Base):
             start += page
 
     def count(self, user: str | None = None) -> int:
-        return int(self.r.zcard(self._index(user)))
+        return int(self.client.zcard(self._index(user)))
 
     def user_indexes(self) -> list[str]:
         """Every per-user index key (a SCAN of the user-index pattern)."""
         self.detect()
         return sorted({to_text(n) or "" for n in
-                       self.r.scan_iter(match=self.keys.users_pattern, count=10_000)})
+                       self.client.scan_iter(match=self.keys.users_pattern, count=10_000)})
 
     def users(self) -> dict[str, int]:
         """Users that have jobs, with their job counts."""
@@ -666,8 +684,8 @@ class Store(_Base):
         scores = None
         if self.caps.zmscore and not self.caps.cluster:
             try:
-                scores = self.r.zmscore(self.keys.jobs_index, list(ids))
-            except redis.ResponseError as exc:
+                scores = self.client.zmscore(self.keys.jobs_index, list(ids))
+            except errors.reply() as exc:
                 if not _unknown(exc):
                     raise
                 self.caps.learnt["zmscore"] = False
@@ -685,7 +703,7 @@ class Store(_Base):
         if self.scripted_reads:
             try:
                 rows = self._script(scripts.READ_KEYS_RO, keys, args)
-            except redis.ResponseError as exc:
+            except errors.reply() as exc:
                 if not _refused(exc):
                     raise
                 self.caps.scripting = False
@@ -729,13 +747,13 @@ class Store(_Base):
     def _scan_step(self, cursor: int, match: str, count: int) -> tuple[int, list[Any]]:
         """One SCAN step; on a Cluster the cursor also says which primary (every one, in turn)."""
         if not self.caps.cluster:
-            nxt, names = self.r.scan(cursor=cursor, match=match, count=count)
+            nxt, names = self.client.scan(cursor=cursor, match=match, count=count)
             return int(nxt), names
-        nodes = self.r.get_primaries()
+        nodes = self.client.get_primaries()
         idx, cur = divmod(cursor, NODE_CURSOR)
         if idx >= len(nodes):
             return 0, []
-        cursors, names = self.r.scan(cursor=cur, match=match, count=count, target_nodes=nodes[idx])
+        cursors, names = self.client.scan(cursor=cur, match=match, count=count, target_nodes=nodes[idx])
         cur = int(next(iter(cursors.values()))) if isinstance(cursors, dict) else int(cursors)
         if cur == 0:
             idx += 1
@@ -744,21 +762,21 @@ class Store(_Base):
     def dbsize(self) -> int:
         """Keys on the server (every primary's, on a Cluster)."""
         if self.caps.cluster:
-            sizes = self.r.dbsize(target_nodes=self.r.PRIMARIES)
+            sizes = self.client.dbsize(target_nodes=self.client.PRIMARIES)
             return sum(sizes.values()) if isinstance(sizes, dict) else int(sizes)
-        return int(self.r.dbsize())
+        return int(self.client.dbsize())
 
     def ids_by_prefix(self, prefix: str, limit: int = 2) -> list[str]:
         """Job ids starting with `prefix` from the lexical id index (bounded)."""
         self.detect()
-        return [to_text(i) or "" for i in self.r.zrangebylex(
+        return [to_text(i) or "" for i in self.client.zrangebylex(
             self.keys.ids, f"[{prefix}", f"[{prefix}\xff", start=0, num=limit)]
 
     def scan_prefix(self, prefix: str, limit: int = 2) -> list[str]:
         """Job hashes whose id starts with `prefix`, by SCAN (jobs the id index lacks)."""
         pattern = self.keys.job(_glob_escape(prefix)) + "*"
         found: list[str] = []
-        for name in self.r.scan_iter(match=pattern, count=5000):
+        for name in self.client.scan_iter(match=pattern, count=5000):
             job_id = self.keys.job_id_of(to_text(name) or "")
             if job_id and job_id not in found:
                 found.append(job_id)
@@ -767,7 +785,7 @@ class Store(_Base):
         return found
 
     def status_ids(self, status: str, start: int, count: int) -> list[str]:
-        return [to_text(i) or "" for i in self.r.zrevrange(self.keys.status_index(status), start,
+        return [to_text(i) or "" for i in self.client.zrevrange(self.keys.status_index(status), start,
                                                             start + count - 1)]
 
     def lapsed(self, since: float = 0.0) -> tuple[float, list[str]]:
@@ -775,13 +793,13 @@ class Store(_Base):
         now = time.time()
         if self.caps.learnt.get("time", True):
             try:
-                secs, micros = self.r.time()
+                secs, micros = self.client.time()
                 now = secs + micros / 1e6
-            except redis.ResponseError as exc:
+            except errors.reply() as exc:
                 if not denied(exc):
                     raise
                 self.caps.learnt["time"] = False  # TIME not granted: our clock will do
-        ids = self.r.zrangebyscore(self.keys.heartbeats, f"({since}", now)
+        ids = self.client.zrangebyscore(self.keys.heartbeats, f"({since}", now)
         return now, [to_text(i) or "" for i in ids]
 
     def status_probe(self, status: str, count: int) -> tuple[bool, list[str], list[str]]:
@@ -809,15 +827,17 @@ class Store(_Base):
                "statuses": sum(int(r) for r in replies[2:])}
         try:
             out["keys"] = self.dbsize()
-        except redis.ResponseError:
+        except errors.reply():
             out["keys"] = -1  # DBSIZE not granted: assume large
         return out
 
     def audit_log(self, count: int = 100) -> list[dict[str, str]]:
-        return self._parse_audit(self.r.xrevrange(self.keys.audit_stream, count=count))
+        return self._parse_audit(self.client.xrevrange(self.keys.audit_stream, count=count))
 
     def close(self) -> None:
-        self.r.close()
+        self.client.close()
+        if self._redis_py is not None:
+            self._redis_py.close()
 
 
 def _glob_escape(text: str) -> str:
@@ -843,7 +863,7 @@ class AsyncStore(_Base):
         # INFO, not HELLO: HELLO through redis-py changes how it parses replies.
         try:
             info: Any = await self.r.info()
-        except redis.ResponseError as exc:
+        except errors.reply() as exc:
             if (old := connection.no_hello(exc, self.target)) is not None:
                 raise old from None
             info = exc
@@ -865,7 +885,7 @@ class AsyncStore(_Base):
         """Re-read memory figures (for the top bar's warnings); keeps what was learnt."""
         try:
             info = await self.r.info("memory")
-        except redis.ResponseError:
+        except errors.reply():
             self.caps.info_allowed = False
             return self.caps
         if isinstance(info, dict) and "used_memory" not in info and info:
@@ -894,13 +914,15 @@ class AsyncStore(_Base):
         """Rows to Jobs; a big page in a thread, so the console's event loop never waits
         on it for long (parsing 5,000 jobs takes about 100 ms)."""
         if isinstance(flat, list) and len(flat) > THREAD_PARSE_ROWS * (3 + len(LIST_FIELDS)):
+            import asyncio  # here: the CLI imports this module and never needs asyncio
+
             return await asyncio.to_thread(self._parse_rows, flat, hints)
         return self._parse_rows(flat, hints)
 
     async def _script(self, script: scripts.ReadScript, keys: list[str], args: list[Any]) -> Any:
         try:
             return await script.acall(self.r, keys, args, ro=self.caps.eval_ro)
-        except redis.ResponseError as exc:
+        except errors.reply() as exc:
             if not (self.caps.eval_ro and _unknown(exc)):
                 raise
             self.caps.learnt["eval_ro"] = False
@@ -930,7 +952,7 @@ class AsyncStore(_Base):
                 flat = await self._script(scripts.LIST_PAGE_RO, [index],
                                           self._list_args(start, start + count - 1))
                 return await self._parse(flat)
-            except redis.ResponseError as exc:
+            except errors.reply() as exc:
                 if not _refused(exc):
                     raise
                 self.caps.scripting = False
@@ -953,7 +975,7 @@ class AsyncStore(_Base):
                 try:
                     flat = await self._script(scripts.GET_MANY_RO, [self.keys.jobs_index],
                                               self._many_args(chunk))
-                except redis.ResponseError as exc:
+                except errors.reply() as exc:
                     if not _refused(exc):
                         raise
                     self.caps.scripting = False
@@ -996,7 +1018,7 @@ class AsyncStore(_Base):
         if self.caps.zmscore and not self.caps.cluster:
             try:
                 scores = await self.r.zmscore(self.keys.jobs_index, list(ids))
-            except redis.ResponseError as exc:
+            except errors.reply() as exc:
                 if not _unknown(exc):
                     raise
                 self.caps.learnt["zmscore"] = False
@@ -1012,7 +1034,7 @@ class AsyncStore(_Base):
         if self.scripted_reads:
             try:
                 rows = await self._script(scripts.READ_KEYS_RO, keys, args)
-            except redis.ResponseError as exc:
+            except errors.reply() as exc:
                 if not _refused(exc):
                     raise
                 self.caps.scripting = False
@@ -1038,7 +1060,7 @@ class AsyncStore(_Base):
         try:
             done = int(await self.r.eval(scripts.MARK_LOST, 1, self.keys.job(job.job_id),
                                          self.keys.events_channel, payload))
-        except redis.ResponseError as exc:
+        except errors.reply() as exc:
             if read_only_refusal(exc):
                 return False  # a read-only user: show the job lost, don't write it
             raise
@@ -1087,7 +1109,7 @@ class AsyncStore(_Base):
             try:
                 secs, micros = await self.r.time()
                 now = secs + micros / 1e6
-            except redis.ResponseError as exc:
+            except errors.reply() as exc:
                 if not denied(exc):
                     raise
                 self.caps.learnt["time"] = False
@@ -1113,7 +1135,7 @@ class AsyncStore(_Base):
             for _ in range(2):
                 try:
                     await pubsub.get_message(timeout=1.0)
-                except redis.ResponseError as exc:
+                except errors.reply() as exc:
                     if not denied(exc):
                         raise
                     self.caps.keyspace = False
@@ -1124,7 +1146,7 @@ class AsyncStore(_Base):
             while True:
                 try:
                     msg = await pubsub.get_message(timeout=1.0)
-                except redis.ResponseError as exc:
+                except errors.reply() as exc:
                     if not denied(exc):
                         raise
                     self.caps.keyspace = False

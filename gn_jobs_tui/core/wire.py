@@ -218,6 +218,11 @@ class Conn:
     def is_open(self) -> bool:
         return self.sock is not None
 
+    def stale(self) -> bool:
+        """Readable while no reply is awaited: the server closed it (a restart, an idle
+        timeout) or sent what we did not ask for. Either way it is no use."""
+        return self.sock is not None and bool(select.select([self.sock], [], [], 0)[0])
+
     def send(self, cmds: Sequence[Sequence[Any]]) -> None:
         if self.sock is None:
             self.open()
@@ -232,7 +237,11 @@ class Conn:
         """One reply; an error reply is returned as a typed ReplyError, not raised."""
         assert self.sock is not None
         while True:
-            reply = self.reader.gets()
+            try:
+                reply = self.reader.gets()
+            except hiredis.ProtocolError as exc:
+                self.close()  # not a Redis server (an HTTP port?): nothing more to read from it
+                raise ConnectionLost(f"invalid response, not the Redis protocol: {exc}") from None
             if reply is not False:
                 return classify(str(reply)) if isinstance(reply, _Raw) else reply
             try:
@@ -510,6 +519,13 @@ class Client:
 
     def eval(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         return self.call(*script.cmd(keys, args))
+
+    def drop_stale(self) -> None:
+        """Close connections found stale, so the next command opens a fresh one instead of
+        failing on a socket the server closed while it sat idle (nothing is resent)."""
+        for address, conn in list(self._conns.items()):
+            if conn.stale():
+                self._forget(address)
 
     def close(self) -> None:
         for conn in self._conns.values():
