@@ -28,8 +28,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 from gn_jobs_tui.core import events, procs, scripts, spool, wire
 from gn_jobs_tui.core.connection import UrlError, parse_url
@@ -48,6 +46,11 @@ from gn_jobs_tui.core.env import (
     spool_dir,
 )
 from gn_jobs_tui.core.keys import COMPLETED, DEFAULT_PREFIX, FAILED, KILLED, LOST, RUNNING, Keys
+
+TYPE_CHECKING = False  # one supervisor per running job: no run-time `typing`
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 LINE_MAX = 4096
 FLUSH_INTERVAL = 0.1

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import select
 import socket
-from collections.abc import Sequence
-from typing import Any
 
 import hiredis
 
 from gn_jobs_tui.core.connection import Target
+
+TYPE_CHECKING = False  # one supervisor per running job: no run-time `typing`
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 Address = tuple[str, int] | str  # (host, port) or a unix socket path
 
