@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gn_jobs_tui.core import procs as core_procs
 from gn_jobs_tui.core import wire
 from gn_jobs_tui.core.connection import parse_url
 from gn_jobs_tui.core.server import EmbeddedServer, find_binary
@@ -26,10 +27,11 @@ def client_for(url: str, **kw) -> wire.Client:
 def test_the_supervisor_imports_neither_redis_nor_psutil() -> None:
     # One supervisor runs per job, so every module here costs RSS per running job:
     # dataclasses alone pulls in inspect, ast, dis and tokenize (over 1 MB); typing 0.45 MB
-    # (NamedTuple comes from core/tuples.py).
+    # (NamedTuple comes from core/tuples.py), ctypes 0.2 more than its C half (_ctypes),
+    # which the supervisor uses instead.
     code = ("import sys, gn_jobs_tui.core.supervisor\n"
             "heavy = sorted({'redis', 'psutil', 'asyncio', 'ssl', 'hashlib', 'dataclasses',\n"
-            "                'inspect', 'ast', 'gn_jobs_tui.core.model', 'typing'}\n"
+            "                'inspect', 'ast', 'gn_jobs_tui.core.model', 'typing', 'ctypes'}\n"
             "               & set(sys.modules))\n"
             "print(','.join(heavy))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -214,3 +216,68 @@ def test_cluster_routes_by_slot_and_follows_moved(tmp_path: Path) -> None:
         for p in procs:
             p.kill()
             p.wait(10)
+
+
+# -- prctl without ctypes (core/procs.py) ----------------------------------------------------
+
+_SUBREAPER = """
+import os, sys, time
+from gn_jobs_tui.core import procs
+assert procs.become_subreaper(), "prctl failed"
+r, w = os.pipe()
+child = os.fork()
+if child == 0:  # double fork: the grandchild is orphaned at once
+    if os.fork() == 0:
+        os.close(r)
+        time.sleep(0.3)  # its parent has exited by now
+        os.write(w, str(os.getppid()).encode())
+        os._exit(0)
+    os._exit(0)
+os.close(w)
+os.waitpid(child, 0)
+ppid = os.read(r, 64).decode()
+print(ppid == str(os.getpid()), "ctypes" in sys.modules)
+"""
+
+
+def test_the_supervisor_becomes_a_subreaper_without_ctypes() -> None:
+    """Orphans of the job must re-parent to the supervisor (not init): the double-forked
+    daemon tests depend on it. Done through `_ctypes`; `ctypes` stays unimported."""
+    out = subprocess.run([sys.executable, "-c", _SUBREAPER], capture_output=True, text=True,
+                         timeout=30, check=True)
+    assert out.stdout.split() == ["True", "False"], out.stderr
+
+
+def test_prctl_falls_back_on_ctypes_without_the_private_calls() -> None:
+    """A Python whose `_ctypes` lacks call_function still gets a subreaper (through ctypes)."""
+    code = "import _ctypes\ndel _ctypes.call_function\n" + _SUBREAPER
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, check=True)
+    assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+def test_a_job_dies_with_its_supervisor() -> None:
+    """die_with_parent (PR_SET_PDEATHSIG, set in the forked child): SIGKILL the parent and the
+    kernel ends the child; the prctl call was resolved before the fork."""
+    code = """
+import subprocess, sys
+from gn_jobs_tui.core import procs
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                         preexec_fn=procs.die_with_parent)
+print(child.pid, flush=True)
+sys.stdin.read()
+"""
+    parent = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert core_procs.stat(child) is not None
+        parent.kill()
+        parent.wait(10)
+        wait_for(lambda: (st := core_procs.stat(child)) is None or st[0] == "Z", timeout=5,
+                 what="the child to die with its parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(10)
