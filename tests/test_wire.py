@@ -17,6 +17,7 @@ from gn_jobs_tui.core import wire
 from gn_jobs_tui.core.connection import parse_url
 from gn_jobs_tui.core.server import EmbeddedServer, find_binary
 from tests.conftest import wait_for
+from tests.helpers import TcpProxy
 from tests.servers import kill_server
 
 
@@ -27,12 +28,12 @@ def client_for(url: str, **kw) -> wire.Client:
 def test_the_supervisor_imports_neither_redis_nor_psutil() -> None:
     # One supervisor runs per job, so every module here costs RSS per running job:
     # dataclasses alone pulls in inspect, ast, dis and tokenize (over 1 MB); typing 0.45 MB
-    # (NamedTuple comes from core/tuples.py), ctypes 0.2 more than its C half (_ctypes),
-    # which the supervisor uses instead.
+    # (NamedTuple comes from core/tuples.py), ctypes 0.2 and socket 0.23 more than their C
+    # halves (_ctypes, _socket), which the supervisor uses instead.
     code = ("import sys, gn_jobs_tui.core.supervisor\n"
             "heavy = sorted({'redis', 'psutil', 'asyncio', 'ssl', 'hashlib', 'dataclasses',\n"
-            "                'inspect', 'ast', 'gn_jobs_tui.core.model', 'typing', 'ctypes'}\n"
-            "               & set(sys.modules))\n"
+            "                'inspect', 'ast', 'gn_jobs_tui.core.model', 'typing', 'ctypes',\n"
+            "                'socket'} & set(sys.modules))\n"
             "print(','.join(heavy))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
@@ -216,6 +217,31 @@ def test_cluster_routes_by_slot_and_follows_moved(tmp_path: Path) -> None:
         for p in procs:
             p.kill()
             p.wait(10)
+
+
+def test_tcp_connections_go_without_the_socket_module(server: EmbeddedServer, prefix: str) -> None:
+    """`_connect` (getaddrinfo, each address in turn, on `_socket`) as socket.create_connection."""
+    proxy = TcpProxy(str(server.socket))
+    try:
+        c = client_for(f"redis://127.0.0.1:{proxy.port}", timeout=2.0)
+        assert c.call("SET", f"{prefix}:tcp", "v") == b"OK" and c.call("GET", f"{prefix}:tcp") == b"v"
+        conn = wire._connect(("127.0.0.1", proxy.port), 2.0)
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        conn.close()
+        c.close()
+    finally:
+        proxy.close()
+    closed = _closed_port()
+    t = time.monotonic()
+    with pytest.raises(wire.ConnectionLost, match="cannot connect"):
+        client_for(f"redis://127.0.0.1:{closed}", timeout=2.0).call("PING")
+    assert time.monotonic() - t < 2.0
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once it is closed
 
 
 # -- prctl without ctypes (core/procs.py) ----------------------------------------------------
