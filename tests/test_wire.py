@@ -307,3 +307,26 @@ sys.stdin.read()
         if parent.poll() is None:
             parent.kill()
             parent.wait(10)
+
+
+def test_freed_heap_goes_back_to_the_kernel() -> None:
+    """release_free_memory (glibc malloc_trim, through _ctypes): heap freed in the middle of
+    the heap, which free() alone keeps resident, leaves RSS."""
+    if core_procs._MALLOC_TRIM is None:
+        pytest.skip("this libc has no malloc_trim")
+    code = """
+import os, sys
+from gn_jobs_tui.core import procs
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+blocks = [bytearray(64 * 1024) for _ in range(400)]  # 25 MB of heap (under the mmap threshold)
+kept = blocks[::10]  # every tenth stays: the freed space is holes, not the heap's top
+del blocks
+before = rss()
+released = procs.release_free_memory()
+print(released, before - rss(), "ctypes" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                         check=True)
+    released, freed, ctypes_loaded = out.stdout.split()
+    assert released == "True" and int(freed) > 10 * 2**20 and ctypes_loaded == "False", out.stdout

@@ -558,6 +558,7 @@ class Supervisor:
         env = dict(os.environ)
         env.update({ENV_JOB_ID: self.job_id, ENV_CLAIM: self.identity, "PYTHONUNBUFFERED": "1"})
         procs.become_subreaper()
+        procs.release_free_memory()  # what starting up freed; one of us runs per job
         self._beat()  # a heartbeat before `running`, so no reader ever sees running without one
         try:
             # argv list, no shell; a new session = its own process group.
