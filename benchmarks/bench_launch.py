@@ -108,7 +108,10 @@ def _package_copy(dest: Path, ref: str | None, compiled: bool) -> Path:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "gn_jobs_tui"],
                                  capture_output=True, check=True).stdout
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(dest, filter="data")
+            if hasattr(tarfile, "data_filter"):  # 3.11.4+
+                tar.extractall(dest, filter="data")
+            else:
+                tar.extractall(dest)  # noqa: S202 - our own repository's archive
     if compiled and not compileall.compile_dir(dest / "gn_jobs_tui", quiet=1):
         raise RuntimeError(f"could not compile {dest / 'gn_jobs_tui'}")
     return dest
