@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from gn_jobs_tui.core import procs as core_procs
 from gn_jobs_tui.core import wire
 from gn_jobs_tui.core.connection import parse_url
 from gn_jobs_tui.core.server import EmbeddedServer, find_binary
 from tests.conftest import wait_for
+from tests.helpers import TcpProxy
 from tests.servers import kill_server
 
 
@@ -25,10 +27,13 @@ def client_for(url: str, **kw) -> wire.Client:
 
 def test_the_supervisor_imports_neither_redis_nor_psutil() -> None:
     # One supervisor runs per job, so every module here costs RSS per running job:
-    # dataclasses alone pulls in inspect, ast, dis and tokenize (over 1 MB).
+    # dataclasses alone pulls in inspect, ast, dis and tokenize (over 1 MB); typing 0.45 MB
+    # (NamedTuple comes from core/tuples.py), ctypes 0.2 and socket 0.23 more than their C
+    # halves (_ctypes, _socket), which the supervisor uses instead.
     code = ("import sys, gn_jobs_tui.core.supervisor\n"
             "heavy = sorted({'redis', 'psutil', 'asyncio', 'ssl', 'hashlib', 'dataclasses',\n"
-            "                'inspect', 'ast', 'gn_jobs_tui.core.model'} & set(sys.modules))\n"
+            "                'inspect', 'ast', 'gn_jobs_tui.core.model', 'typing', 'ctypes',\n"
+            "                'socket'} & set(sys.modules))\n"
             "print(','.join(heavy))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
@@ -212,3 +217,116 @@ def test_cluster_routes_by_slot_and_follows_moved(tmp_path: Path) -> None:
         for p in procs:
             p.kill()
             p.wait(10)
+
+
+def test_tcp_connections_go_without_the_socket_module(server: EmbeddedServer, prefix: str) -> None:
+    """`_connect` (getaddrinfo, each address in turn, on `_socket`) as socket.create_connection."""
+    proxy = TcpProxy(str(server.socket))
+    try:
+        c = client_for(f"redis://127.0.0.1:{proxy.port}", timeout=2.0)
+        assert c.call("SET", f"{prefix}:tcp", "v") == b"OK" and c.call("GET", f"{prefix}:tcp") == b"v"
+        conn = wire._connect(("127.0.0.1", proxy.port), 2.0)
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        conn.close()
+        c.close()
+    finally:
+        proxy.close()
+    closed = _closed_port()
+    t = time.monotonic()
+    with pytest.raises(wire.ConnectionLost, match="cannot connect"):
+        client_for(f"redis://127.0.0.1:{closed}", timeout=2.0).call("PING")
+    assert time.monotonic() - t < 2.0
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once it is closed
+
+
+# -- prctl without ctypes (core/procs.py) ----------------------------------------------------
+
+_SUBREAPER = """
+import os, sys, time
+from gn_jobs_tui.core import procs
+assert procs.become_subreaper(), "prctl failed"
+r, w = os.pipe()
+child = os.fork()
+if child == 0:  # double fork: the grandchild is orphaned at once
+    if os.fork() == 0:
+        os.close(r)
+        time.sleep(0.3)  # its parent has exited by now
+        os.write(w, str(os.getppid()).encode())
+        os._exit(0)
+    os._exit(0)
+os.close(w)
+os.waitpid(child, 0)
+ppid = os.read(r, 64).decode()
+print(ppid == str(os.getpid()), "ctypes" in sys.modules)
+"""
+
+
+def test_the_supervisor_becomes_a_subreaper_without_ctypes() -> None:
+    """Orphans of the job must re-parent to the supervisor (not init): the double-forked
+    daemon tests depend on it. Done through `_ctypes`; `ctypes` stays unimported."""
+    out = subprocess.run([sys.executable, "-c", _SUBREAPER], capture_output=True, text=True,
+                         timeout=30, check=True)
+    assert out.stdout.split() == ["True", "False"], out.stderr
+
+
+def test_prctl_falls_back_on_ctypes_without_the_private_calls() -> None:
+    """A Python whose `_ctypes` lacks call_function still gets a subreaper (through ctypes)."""
+    code = "import _ctypes\ndel _ctypes.call_function\n" + _SUBREAPER
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, check=True)
+    assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+def test_a_job_dies_with_its_supervisor() -> None:
+    """die_with_parent (PR_SET_PDEATHSIG, set in the forked child): SIGKILL the parent and the
+    kernel ends the child; the prctl call was resolved before the fork."""
+    code = """
+import subprocess, sys
+from gn_jobs_tui.core import procs
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                         preexec_fn=procs.die_with_parent)
+print(child.pid, flush=True)
+sys.stdin.read()
+"""
+    parent = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert core_procs.stat(child) is not None
+        parent.kill()
+        parent.wait(10)
+        wait_for(lambda: (st := core_procs.stat(child)) is None or st[0] == "Z", timeout=5,
+                 what="the child to die with its parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(10)
+
+
+def test_freed_heap_goes_back_to_the_kernel() -> None:
+    """release_free_memory (glibc malloc_trim, through _ctypes): heap freed in the middle of
+    the heap, which free() alone keeps resident, leaves RSS."""
+    if core_procs._MALLOC_TRIM is None:
+        pytest.skip("this libc has no malloc_trim")
+    code = """
+import os, sys
+from gn_jobs_tui.core import procs
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+blocks = [bytearray(64 * 1024) for _ in range(400)]  # 25 MB of heap (under the mmap threshold)
+kept = blocks[::10]  # every tenth stays: the freed space is holes, not the heap's top
+del blocks
+before = rss()
+released = procs.release_free_memory()
+print(released, before - rss(), "ctypes" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                         check=True)
+    released, freed, ctypes_loaded = out.stdout.split()
+    assert released == "True" and int(freed) > 10 * 2**20 and ctypes_loaded == "False", out.stdout

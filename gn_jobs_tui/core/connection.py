@@ -12,10 +12,14 @@ level: the supervisor parses URLs here without paying for redis-py.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 from gn_jobs_tui.core.redact import redact_url
+from gn_jobs_tui.core.tuples import NamedTuple  # typing's, without importing typing
+
+TYPE_CHECKING = False  # the supervisor imports this module: no run-time `typing`
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PORT = 6379
 SENTINEL_PORT = 26379

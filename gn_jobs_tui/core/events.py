@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import NamedTuple
+
+from gn_jobs_tui.core.tuples import NamedTuple  # typing's, without importing typing
 
 
 class Event(NamedTuple):

@@ -6,9 +6,8 @@ drift apart silently: grep this module to see everything the project touches.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from gn_jobs_tui.core import dialects
+from gn_jobs_tui.core.tuples import NamedTuple  # typing's, without importing typing
 
 DEFAULT_PREFIX = "gn-uploader"
 

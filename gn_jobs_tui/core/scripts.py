@@ -8,9 +8,11 @@ damaged key (wrong type) from failing the whole call.
 
 from __future__ import annotations
 
-from typing import Any
-
 from gn_jobs_tui.core.keys import LIST_FIELDS, STATUS_ALIASES, TERMINAL_STATUSES
+
+TYPE_CHECKING = False  # the supervisor imports this module: no run-time `typing`
+if TYPE_CHECKING:
+    from typing import Any
 
 _TERMINAL_WORDS = sorted(
     set(TERMINAL_STATUSES) | {k for k, v in STATUS_ALIASES.items() if v in TERMINAL_STATUSES}

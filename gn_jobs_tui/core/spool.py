@@ -22,13 +22,16 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from gn_jobs_tui.core import events, scripts, wire
 from gn_jobs_tui.core.env import spool_dir
 from gn_jobs_tui.core.keys import Keys
+
+TYPE_CHECKING = False  # the supervisor imports this module: no run-time `typing`
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any
 
 Line = tuple[str, str]  # (stream, text)
 APPEND = wire.script(scripts.APPEND_ONCE)
