@@ -12,7 +12,9 @@ lines an operator reads.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -91,6 +93,11 @@ def sup(store: Store, config: Config) -> Iterator[Sup]:
         s.close()
 
 
+def logged(err: str, message: str) -> int:
+    """How many of the supervisor's log lines say exactly `message`."""
+    return len(re.findall(rf"^\S+ supervisor\[\d+\] {re.escape(message)}$", err, re.M))
+
+
 def still_running(proc: subprocess.Popen[bytes] | None) -> bool:
     assert proc is not None
     return proc.poll() is None
@@ -119,7 +126,7 @@ def test_a_claim_held_by_another_supervisor_stops_this_copy(sup: Sup, capsys) ->
     assert s.claim_lost and s._stop_reason() == "superseded"
     err = capsys.readouterr().err
     said = f"job {sup.job_id} is held by another supervisor ({OTHER}): stopping this copy"
-    assert err.count(said) == 1, err  # said once, not at every refused write
+    assert logged(err, said) == 1, err  # said once, not at every refused write
 
 
 def test_a_retried_job_stops_this_copy_and_names_the_retry(sup: Sup, capsys) -> None:
@@ -131,7 +138,7 @@ def test_a_retried_job_stops_this_copy_and_names_the_retry(sup: Sup, capsys) -> 
     assert (s.superseded_by, s.held_by, s.hash_gone, s.refused) == ("the-retry", None, False, 0)
     assert s.claim_lost and s._stop_reason() == "superseded"
     err = capsys.readouterr().err
-    assert err.count(f"job {sup.job_id} was retried as the-retry: stopping this copy") == 1, err
+    assert logged(err, f"job {sup.job_id} was retried as the-retry: stopping this copy") == 1, err
 
 
 def test_a_job_hash_gone_refuses_every_write_and_is_never_recreated(sup: Sup, capsys) -> None:
@@ -146,7 +153,7 @@ def test_a_job_hash_gone_refuses_every_write_and_is_never_recreated(sup: Sup, ca
     assert not sup.store.r.exists(sup.key)
     assert s._stop_reason() is None  # a vanished hash is no reason to kill the job
     err = capsys.readouterr().err
-    assert err.count(f"job hash {sup.key} is gone: writes refused, kept for the spool") == 1, err
+    assert logged(err, f"job hash {sup.key} is gone: writes refused, kept for the spool") == 1, err
 
 
 # -- _stop_reason: why a job is being stopped, first reason first -----------------------
@@ -204,12 +211,18 @@ def test_which_record_a_kill_trusts(sup: Sup, capsys, change: dict, trusted: boo
         assert sup.field("error") is None and err == ""
         return
     assert sup.field("error") == REFUSED  # what the operator reads, exactly
-    assert "start time does not match the live process: not signalling" in err
+    try:  # an unreadable record is logged as pid 0
+        float(sup.field("pid_started") or "")
+        shown = int(sup.field("pid") or "")
+    except ValueError:
+        shown = 0
+    said = f"recorded pid {shown} start time does not match the live process: not signalling"
+    assert logged(err, said) == 1, err
     assert still_running(proc)
 
 
 def test_with_the_server_away_our_own_record_of_the_leader_stands(
-        private: EmbeddedServer) -> None:
+        private: EmbeddedServer, capsys) -> None:
     store = Store.from_url(private.url, "t-away")
     s = Sup(store, private.url, "t-away")
     try:
@@ -217,7 +230,11 @@ def test_with_the_server_away_our_own_record_of_the_leader_stands(
         s.sup.client.close()
         store.r.close()
         assert private.stop()
+        capsys.readouterr()
         assert s.sup._identity_ok() is True
+        err = capsys.readouterr().err  # the log names the read that failed
+        assert re.search(r"^\S+ supervisor\[\d+\] redis unavailable \(the recorded pid: ", err,
+                         re.M), err
         s.sup.kill_requested = True
         s.sup._handle_kill(T0)  # the kill already asked for goes through
         assert s.proc is not None and s.proc.wait(timeout=5) == -signal.SIGTERM
@@ -242,8 +259,8 @@ def test_a_kill_request_sends_sigterm_to_the_job_once(sup: Sup, capsys) -> None:
     assert (sup.sup.sent, sup.sup.kill_sent_at) == ([signal.SIGTERM], T0)
     sup.sup._handle_kill(T0 + 0.5)  # the job is gone; nothing more to send within the grace
     assert sup.sup.sent == [signal.SIGTERM]
-    assert "kill requested: SIGTERM to the job's process group and descendants" in \
-        capsys.readouterr().err
+    assert logged(capsys.readouterr().err,
+                  "kill requested: SIGTERM to the job's process group and descendants") == 1
 
 
 def test_sigkill_exactly_when_the_grace_period_is_over(sup: Sup, capsys) -> None:
@@ -257,7 +274,7 @@ def test_sigkill_exactly_when_the_grace_period_is_over(sup: Sup, capsys) -> None
     sup.sup._handle_kill(T0 + 1.0)
     assert proc.wait(timeout=5) == -signal.SIGKILL
     assert sup.sup.sent == [signal.SIGTERM, signal.SIGKILL]
-    assert "grace period over: SIGKILL" in capsys.readouterr().err
+    assert logged(capsys.readouterr().err, "grace period over: SIGKILL") == 1
     sup.sup._handle_kill(T0 + 5.0)
     assert sup.sup.sent == [signal.SIGTERM, signal.SIGKILL]  # SIGKILL once
     assert sup.sup.kill_sent_at == T0
@@ -269,8 +286,17 @@ def test_a_kill_on_a_record_that_is_not_ours_is_refused_and_cleared(sup: Sup) ->
     kill_key = sup.store.keys.kill_request(sup.job_id)
     sup.store.r.set(kill_key, "1")
     sup.sup.kill_requested = True
+    events = sup.store.r.pubsub(ignore_subscribe_messages=True)
+    events.subscribe(sup.store.keys.events_channel)
+    events.get_message(timeout=1)
     sup.sup._handle_kill(T0)
     assert still_running(proc)
+    # Consoles re-read the job: one event, naming what changed as the contract does.
+    message = events.get_message(timeout=5)
+    events.close()
+    assert message is not None
+    event = json.loads(message["data"])
+    assert (event["job_id"], event["what"]) == (sup.job_id, ["error"])
     assert (sup.sup.sent, sup.sup.kill_sent_at) == ([], None)
     assert sup.sup.kill_requested is False and sup.sup._stop_reason() is None
     assert not sup.store.r.exists(kill_key)
