@@ -266,3 +266,72 @@ def test_signal_all_to_a_group_already_empty_is_no_error(tree: Tree) -> None:
     with pytest.raises(ProcessLookupError):
         os.killpg(job.pgid, 0)
     assert job.signal_all(signal.SIGUSR1) == 0
+
+
+def test_pid_2_is_checked_on_its_merits_in_a_new_pid_namespace() -> None:
+    """A supervisor that is the init of its own pid namespace (a container whose entry
+    point it is) starts its job as pid 2: only pid 1 is never a job's process."""
+    code = textwrap.dedent("""
+        import subprocess, sys
+        from gn_jobs_tui.core import procs
+        job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            print(job.pid, procs.same_process(job.pid, procs.start_time(job.pid)))
+        finally:
+            job.kill()
+            job.wait()
+    """)
+    try:
+        done = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable,
+                               "-c", code], capture_output=True, text=True, timeout=30,
+                              check=False)
+    except FileNotFoundError:
+        pytest.skip("no unshare(1) here")
+    if done.returncode != 0 and "unshare failed" in done.stderr:
+        pytest.skip(f"cannot make a pid namespace here: {done.stderr.strip()}")
+    assert (done.returncode, done.stdout.split()) == (0, ["2", "True"]), done.stderr
+
+
+def test_a_job_we_may_not_signal_is_no_error(tmp_path: Path) -> None:
+    """Every process of the job runs as another user (a job that ran `sudo ...`):
+    the group signal and each descendant's are refused, nothing raises, none counted."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run a process as another user")
+    log = tmp_path / "signals.log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    pid = os.fork()
+    if pid == 0:  # the job: its own session, as nobody; never returns into pytest
+        try:
+            os.setsid()
+            os.setgid(65534)
+            os.setuid(65534)
+            for s in (signal.SIGUSR1, signal.SIGUSR2):
+                signal.signal(s, lambda n, f: os.write(fd, f"{signal.Signals(n).name}\n".encode()))
+            os.write(fd, b"ready\n")
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+    os.close(fd)
+    try:
+        wait_for(lambda: "ready" in log.read_text(), what="the job as nobody")
+        job = procs.JobProcesses(pid)
+        os.seteuid(65533)  # neither root nor the job's user: no right to signal it
+        try:
+            allowed = True
+            try:
+                os.kill(pid, 0)
+            except PermissionError:
+                allowed = False
+            sent = job.signal_all(signal.SIGUSR1)
+        finally:
+            os.seteuid(0)
+        if allowed:
+            pytest.skip("dropping root here keeps the right to signal (securebits?)")
+        assert sent == 0
+        os.kill(pid, signal.SIGUSR2)
+        wait_for(lambda: "SIGUSR2" in log.read_text(), what="the SIGUSR2 marker")
+        assert "SIGUSR1" not in log.read_text()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
