@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import subprocess
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -117,43 +118,51 @@ def test_a_standing_claim_passes_the_fence_and_the_write_is_made(sup: Sup, capsy
 
 def test_a_claim_held_by_another_supervisor_stops_this_copy(sup: Sup, capsys) -> None:
     sup.store.r.hset(sup.key, "supervisor", OTHER)
+    said = f"job {sup.job_id} is held by another supervisor ({OTHER}): stopping this copy"
     sup.sup._set("fields", message="mine")
+    assert logged(capsys.readouterr().err, said) == 1  # at the first refusal
     sup.sup._set("fields", message="mine again")
+    assert sup.sup._fence(sup.fence_reply(), "heartbeat") is False
     assert sup.sup._fence(sup.fence_reply(), "heartbeat") is False
     s = sup.sup
     assert sup.field("message") is None and sup.field("supervisor") == OTHER
     assert (s.held_by, s.superseded_by, s.hash_gone, s.refused) == (OTHER, None, False, 0)
     assert s.claim_lost and s._stop_reason() == "superseded"
     err = capsys.readouterr().err
-    said = f"job {sup.job_id} is held by another supervisor ({OTHER}): stopping this copy"
-    assert logged(err, said) == 1, err  # said once, not at every refused write
+    assert logged(err, said) == 0, err  # said once, not at every refused write
 
 
 def test_a_retried_job_stops_this_copy_and_names_the_retry(sup: Sup, capsys) -> None:
     sup.store.r.hset(sup.key, "retried_by", "the-retry")
+    said = f"job {sup.job_id} was retried as the-retry: stopping this copy"
     sup.sup._set("fields", message="mine")
+    assert logged(capsys.readouterr().err, said) == 1  # at the first refusal
+    assert sup.sup._fence(sup.fence_reply(), "heartbeat") is False
     assert sup.sup._fence(sup.fence_reply(), "heartbeat") is False
     s = sup.sup
     assert sup.field("message") is None
     assert (s.superseded_by, s.held_by, s.hash_gone, s.refused) == ("the-retry", None, False, 0)
     assert s.claim_lost and s._stop_reason() == "superseded"
     err = capsys.readouterr().err
-    assert logged(err, f"job {sup.job_id} was retried as the-retry: stopping this copy") == 1, err
+    assert logged(err, said) == 0, err  # said once
 
 
 def test_a_job_hash_gone_refuses_every_write_and_is_never_recreated(sup: Sup, capsys) -> None:
     sup.store.r.delete(sup.key)
+    said = f"job hash {sup.key} is gone: writes refused, kept for the spool"
     sup.sup._set("fields", message="mine")
+    assert logged(capsys.readouterr().err, said) == 1  # at the first refusal
     s = sup.sup
     assert (s.hash_gone, s.refused, s.claim_lost) == (True, 1, False)
     assert s.pending == {"message": "mine"}  # kept for the spool
     sup.sup._set("fields", message="again")
     assert s.refused == 2
     assert sup.sup._fence(sup.fence_reply(), "heartbeat") is False
+    assert sup.sup._fence(sup.fence_reply(), "heartbeat") is False
     assert not sup.store.r.exists(sup.key)
     assert s._stop_reason() is None  # a vanished hash is no reason to kill the job
     err = capsys.readouterr().err
-    assert logged(err, f"job hash {sup.key} is gone: writes refused, kept for the spool") == 1, err
+    assert logged(err, said) == 0, err  # said once
 
 
 # -- _stop_reason: why a job is being stopped, first reason first -----------------------
@@ -301,6 +310,38 @@ def test_a_kill_on_a_record_that_is_not_ours_is_refused_and_cleared(sup: Sup) ->
     assert sup.sup.kill_requested is False and sup.sup._stop_reason() is None
     assert not sup.store.r.exists(kill_key)
     assert sup.field("error") == REFUSED
+
+
+def test_a_refused_kill_whose_request_the_server_will_not_clear(store: Store,
+                                                                config: Config, capsys) -> None:
+    """The supervisor's user may not DEL (NOPERM): the refusal is still written, the job
+    is not signalled, and the log names the call refused (the request stays: the next
+    heartbeat sees it and refuses again)."""
+    scheme, sep, rest = config.url.partition("://")
+    if "@" in rest:
+        pytest.skip("the server's URL already carries credentials")
+    user = f"nodel-{uuid.uuid4().hex[:8]}"
+    store.r.acl_setuser(user, enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+                        commands=["+@all", "-del"])
+    s = Sup(store, f"{scheme}{sep}{user}:pw@{rest}", config.prefix)
+    try:
+        proc = s.start()
+        store.r.hset(s.key, "pid_started", repr(s.sup.pid_started - 1000))
+        kill_key = store.keys.kill_request(s.job_id)
+        store.r.set(kill_key, "1")
+        s.sup.kill_requested = True
+        capsys.readouterr()
+        s.sup._handle_kill(T0)
+        assert still_running(proc) and (s.sup.sent, s.sup.kill_sent_at) == ([], None)
+        assert s.field("error") == REFUSED and s.sup.kill_requested is False
+        assert store.r.exists(kill_key)
+        err = capsys.readouterr().err
+        assert re.search(r"^\S+ supervisor\[\d+\] redis refused kill request: .*NOPERM", err,
+                         re.M | re.I), err
+        assert ":pw@" not in err
+    finally:
+        s.close()
+        store.r.acl_deluser(user)
 
 
 @pytest.mark.parametrize("why", ["terminating", "superseded_by"])
