@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -32,6 +32,7 @@ from gn_jobs_tui.core.model import Job, looks_like_a_job
 from gn_jobs_tui.core.redact import redact_text
 from gn_jobs_tui.core.store import AsyncStore
 from gn_jobs_tui.ui.messages import Connection, JobsChanged, JobsLoaded, KeysChanged, Polled
+from gn_jobs_tui.ui.rows import Row, rows_from_listing
 
 FIRST_PAGE = 200
 #: Jobs per page after the first: a page's reply is read on the event loop, and 5,000 held
@@ -98,18 +99,22 @@ class Feed:
     def _error(self, exc: BaseException) -> str:
         return redact_text(f"{type(exc).__name__}: {exc}", self.config.url)
 
-    def _note(self, jobs: list[Job], *, indexed: bool = False) -> None:
+    def _note(self, jobs: Sequence[Job | Row], *, indexed: bool = False) -> None:
         for job in jobs:
             if job.job_id not in self.known:
                 self.known.add(job.job_id)
                 if indexed:
                     self.indexed += 1
                     self.user_counts[job.user_id] = self.user_counts.get(job.user_id, 0) + 1
-            ours = job.heartbeat is not None or job.attempt is not None
-            if job.is_terminal or ours:
-                self.foreign_active.discard(job.job_id)
+            if isinstance(job, Row):
+                polled = job.polled
             else:
+                ours = job.heartbeat is not None or job.attempt is not None
+                polled = not (job.is_terminal or ours)
+            if polled:
                 self.foreign_active.add(job.job_id)
+            else:
+                self.foreign_active.discard(job.job_id)
 
     def _forget(self, ids: list[str]) -> None:
         for job_id in ids:
@@ -210,16 +215,14 @@ class Feed:
         seen.update(j.job_id for j in first)
         self._note(first, indexed=True)
         self.post(JobsLoaded(first, reset=first_load, complete=False))
-        start = FIRST_PAGE
-        while len(first) == FIRST_PAGE:
-            page = await self.store.list_jobs(None, start, PAGE)
-            fresh = [j for j in page if j.job_id not in seen]
-            seen.update(j.job_id for j in fresh)
-            self._note(fresh, indexed=True)
-            self.post(JobsLoaded(fresh, complete=False))
-            if len(page) < PAGE:
-                break
-            start += PAGE
+        if len(first) == FIRST_PAGE:
+            # The server reads the next page while this one is parsed and posted.
+            async for page in self.store.iter_pages(None, FIRST_PAGE, PAGE,
+                                                    parse=rows_from_listing):
+                fresh = [j for j in page if j.job_id not in seen]
+                seen.update(j.job_id for j in fresh)
+                self._note(fresh, indexed=True)
+                self.post(JobsLoaded(fresh, complete=False))
         # Jobs the all-jobs index lacks: the ones already found, at once, then a fresh search.
         if self.outside:
             kept = [i for i in self.outside if i not in seen]
@@ -280,16 +283,21 @@ class Feed:
     async def _unindexed(self, seen: set[str], *, full: bool) -> list[Job]:
         """Job hashes nobody indexed: a whole pass, or a bounded slice of the key space."""
         found: list[str] = []
+
+        def held(job_id: str) -> bool:
+            return job_id in seen or self._skip(job_id)
+
         if full:
             cursor = 0
             while True:
-                cursor, ids = await self.store.discover(cursor, budget=10, count=SCAN_COUNT)
+                cursor, ids = await self.store.discover(cursor, budget=10, count=SCAN_COUNT,
+                                                        skip=held)
                 found.extend(ids)
                 if cursor == 0:
                     break
         else:
             self._scan_cursor, found = await self.store.discover(
-                self._scan_cursor, budget=SLICE_BUDGET, count=SLICE_COUNT)
+                self._scan_cursor, budget=SLICE_BUDGET, count=SLICE_COUNT, skip=held)
         fresh = [i for i in dict.fromkeys(found) if i not in seen and not self._skip(i)]
         jobs = [j for j in await self.store.get_jobs(fresh) if looks_like_a_job(j)]
         for job in jobs:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gn_jobs_tui.core.model import Job
@@ -287,15 +287,17 @@ class JobIndex:
         else:
             self.recent.pop(job.job_id, None)
 
-    def add_page(self, page: list[Job]) -> list[Row]:
-        """A page of the initial load (newest first). Returns the rows that changed.
+    def add_page(self, page: Sequence[Job | Row]) -> list[Row]:
+        """A page of the initial load (newest first), as Jobs or Rows already made.
+        Returns the rows that changed.
 
         New jobs go to the front of `base` in one step when they are older than
         everything held, as the listing sends them; with the default view they
         are then shown with no further work.
         """
         known = self.jobs
-        fresh = [Row(j) for j in page if j.job_id not in known]
+        fresh = [j if type(j) is Row else Row(j)  # type: ignore[arg-type]
+                 for j in page if j.job_id not in known]
         changed = self.upsert([j for j in page if j.job_id in known]) \
             if len(fresh) != len(page) else []
         if not fresh:
@@ -332,7 +334,7 @@ class JobIndex:
                 self.unsorted += len(fresh)
         return changed + fresh
 
-    def upsert(self, jobs: Iterable[Job]) -> list[Row]:
+    def upsert(self, jobs: Iterable[Job | Row]) -> list[Row]:
         """Add or replace jobs; returns the rows that changed.
 
         A re-read job whose row equals the one held is not replaced: the
@@ -341,7 +343,7 @@ class JobIndex:
         pairs: list[tuple[Row | None, Row | None]] = []
         horizon = self.clock() - RECENT
         for full in jobs:
-            job = Row(full)
+            job = full if type(full) is Row else Row(full)  # type: ignore[arg-type]
             old = self.jobs.get(job.job_id)
             if old is not None and old == job:
                 continue
