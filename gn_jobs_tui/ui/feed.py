@@ -21,7 +21,10 @@ If Redis goes away, every loop reports it, backs off and reloads on return.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import operator
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import redis
@@ -53,6 +56,9 @@ USERS_EVERY = 20
 MEMORY_EVERY = 10
 KEY_ONLY = frozenset({"output", "child"})
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+_ID = operator.attrgetter("job_id")
+_WHO = operator.attrgetter("_who")
+_ODD = operator.attrgetter("_odd")
 
 
 async def _end(tasks: set[asyncio.Task[object]]) -> None:
@@ -115,6 +121,22 @@ class Feed:
                 self.foreign_active.add(job.job_id)
             else:
                 self.foreign_active.discard(job.job_id)
+
+    def _note_rows(self, rows: list[Row], ids: list[str]) -> None:
+        """`_note(rows, indexed=True)` for a load's page of rows, in C where it can be."""
+        known = self.known
+        if not known.isdisjoint(ids):  # some are held already: one at a time
+            self._note(rows, indexed=True)
+            return
+        known.update(ids)
+        self.indexed += len(ids)
+        counts = self.user_counts
+        for who, n in Counter(map(_WHO, rows)).items():
+            counts[who[1]] = counts.get(who[1], 0) + n
+        if self.foreign_active:
+            self.foreign_active.difference_update(ids)
+        self.foreign_active.update(r.job_id for r in itertools.compress(rows, map(_ODD, rows))
+                                   if r.polled)
 
     def _forget(self, ids: list[str]) -> None:
         for job_id in ids:
@@ -219,9 +241,14 @@ class Feed:
             # The server reads the next page while this one is parsed and posted.
             async for page in self.store.iter_pages(None, FIRST_PAGE, PAGE,
                                                     parse=rows_from_listing):
-                fresh = [j for j in page if j.job_id not in seen]
-                seen.update(j.job_id for j in fresh)
-                self._note(fresh, indexed=True)
+                ids = list(map(_ID, page))
+                if seen.isdisjoint(ids):  # the usual case, checked in C
+                    fresh = page
+                else:  # a job added meanwhile shifted the pages: one came again
+                    fresh = [j for j in page if j.job_id not in seen]
+                    ids = [j.job_id for j in fresh]
+                seen.update(ids)
+                self._note_rows(fresh, ids)
                 self.post(JobsLoaded(fresh, complete=False))
         # Jobs the all-jobs index lacks: the ones already found, at once, then a fresh search.
         if self.outside:
