@@ -6,6 +6,9 @@ load, sort and filter times, the longest event-loop stall during the load,
 the sort and the filter (a probe task that should wake every 5 ms), the
 share of it spent parsing the feed's pages, and RSS.
 
+`python -m benchmarks.console_child first URL PREFIX N`: the same console, ended as
+soon as its first screen is painted (prints first_screen_s).
+
 `python -m benchmarks.console_child listing URL PREFIX`: RSS of the store's
 listing alone (the Job objects), the baseline for memory per job.
 
@@ -81,7 +84,7 @@ def timed_parse(store: Any, spent: list[float]) -> None:
     feed.rows_from_listing = _timed(feed.rows_from_listing, spent)
 
 
-async def load(url: str, prefix: str, n: int) -> dict[str, float]:
+async def load(url: str, prefix: str, n: int, first_only: bool = False) -> dict[str, float]:
     config = Config(url, prefix)
     t0 = time.perf_counter()
     app = JobsApp(config, poll_interval=3600, tick=0,
@@ -107,6 +110,8 @@ async def load(url: str, prefix: str, n: int) -> dict[str, float]:
             await pilot.pause(0.005)
         await pilot.pause(0)  # let the frame with the first rows paint
         out["first_screen_s"] = time.perf_counter() - t0
+        if first_only:
+            return out
         while not (app.loaded_all and len(app.index.jobs) >= n and app.index.building is None):
             # Not pilot.pause: it forces a full layout and repaint each time (100 a second
             # here, a cost of the harness), where the console repaints at most 60 times a
@@ -188,8 +193,8 @@ def idle(url: str, prefix: str) -> None:
 
 if __name__ == "__main__":
     mode, url, prefix = sys.argv[1:4]
-    if mode == "load":
-        print(json.dumps(asyncio.run(load(url, prefix, int(sys.argv[4])))))
+    if mode in ("load", "first"):
+        print(json.dumps(asyncio.run(load(url, prefix, int(sys.argv[4]), mode == "first"))))
     elif mode == "listing":
         print(json.dumps(listing(url, prefix)))
     elif mode == "idlecpu":

@@ -216,3 +216,38 @@ def test_a_job_added_while_loading_is_listed_once(store: Store, config) -> None:
 
     got = asyncio.run(read())
     assert set(got) == set(ids) and "z" * 32 not in got
+
+
+def zmscores(store: Store) -> int:
+    stats = store.r.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k in ("cmdstat_zmscore",
+                                                                 "cmdstat_zscore"))
+
+
+def test_the_key_space_pass_asks_the_index_only_about_ids_not_held(store: Store,
+                                                                  config) -> None:
+    """A load's pass over the key space finds a million indexed hashes: the ones the
+    console already holds are not sent back to the server to be looked up."""
+    ids = write_shapes(store, 500)
+    f = job_fields("u" * 32, "sleep", "u", ["x"], {}, created=1.0)
+    store.r.hset(store.keys.job("u" * 32), mapping=f)  # written by a producer, indexed by none
+
+    async def discover(skip: object) -> tuple[list[str], int]:
+        astore = AsyncStore.from_url(config.url, config.prefix)
+        try:
+            before = zmscores(store)
+            cursor, found = 0, []
+            while True:
+                cursor, more = await astore.discover(cursor, budget=5, count=200,
+                                                     skip=skip)  # type: ignore[arg-type]
+                found += more
+                if cursor == 0:
+                    return found, zmscores(store) - before
+        finally:
+            await astore.aclose()
+
+    held = set(ids)
+    found, asked = asyncio.run(discover(held.__contains__))
+    assert found == ["u" * 32] and asked <= 1  # only the unindexed one was asked about
+    found, asked = asyncio.run(discover(None))
+    assert found == ["u" * 32] and asked >= 3  # every SCAN step's ids, without `skip`
