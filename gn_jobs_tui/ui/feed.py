@@ -112,6 +112,7 @@ class Feed:
                 if indexed:
                     self.indexed += 1
                     self.user_counts[job.user_id] = self.user_counts.get(job.user_id, 0) + 1
+                    self.outside.pop(job.job_id, None)  # now in the all-jobs index
             if isinstance(job, Row):
                 polled = job.polled
             else:
@@ -123,13 +124,13 @@ class Feed:
                 self.foreign_active.discard(job.job_id)
 
     def _note_rows(self, rows: list[Row], ids: list[str]) -> None:
-        """`_note(rows, indexed=True)` for a load's page of rows, in C where it can be."""
-        known = self.known
-        if not known.isdisjoint(ids):  # some are held already: one at a time
-            self._note(rows, indexed=True)
-            return
-        known.update(ids)
+        """`_note(rows, indexed=True)` for a page of new rows (`ids` not in `known`),
+        in C where it can be."""
+        self.known.update(ids)
         self.indexed += len(ids)
+        if self.outside:  # those now in the all-jobs index are no longer outside it
+            for job_id in ids:
+                self.outside.pop(job_id, None)
         counts = self.user_counts
         for who, n in Counter(map(_WHO, rows)).items():
             counts[who[1]] = counts.get(who[1], 0) + n
@@ -226,15 +227,18 @@ class Feed:
         self._reload.set()
 
     async def load(self) -> None:
-        """Every source, the first screen first; then remove what is gone."""
+        """Every source, the first screen first; then remove what is gone.
+
+        `known` starts empty and takes each id as it is read: it is also the set of
+        ids seen by this load (a second set of a million ids cost as much again,
+        and both grew, so re-hashed, in the same step: a stall of 180 ms).
+        """
         first_load = not self.known
         previous = self.known
-        self.known = {i for i in previous if i in self.outside}
+        self.known = seen = set()
         self.indexed = 0
         self.user_counts = {}
-        seen: set[str] = set()
         first = await self.store.list_jobs(None, 0, FIRST_PAGE)
-        seen.update(j.job_id for j in first)
         self._note(first, indexed=True)
         self.post(JobsLoaded(first, reset=first_load, complete=False))
         if len(first) == FIRST_PAGE:
@@ -243,23 +247,20 @@ class Feed:
                                                     parse=rows_from_listing):
                 ids = list(map(_ID, page))
                 if seen.isdisjoint(ids):  # the usual case, checked in C
+                    self._note_rows(page, ids)
                     fresh = page
-                else:  # a job added meanwhile shifted the pages: one came again
+                else:  # already read: a job added meanwhile shifted the pages, or a change
                     fresh = [j for j in page if j.job_id not in seen]
-                    ids = [j.job_id for j in fresh]
-                seen.update(ids)
-                self._note_rows(fresh, ids)
+                    self._note(fresh, indexed=True)
                 self.post(JobsLoaded(fresh, complete=False))
         # Jobs the all-jobs index lacks: the ones already found, at once, then a fresh search.
         if self.outside:
             kept = [i for i in self.outside if i not in seen]
             jobs = [j for j in await self.store.get_jobs(kept, self._hints(kept))
                     if not j.is_missing]
-            seen.update(j.job_id for j in jobs)
             self._note(jobs)
             self.post(JobsLoaded(jobs, complete=False))
         for jobs in (await self._user_only(seen), await self._unindexed(seen, full=True)):
-            seen.update(j.job_id for j in jobs)
             self._note(jobs)
             if jobs:
                 self.post(JobsLoaded(jobs, complete=False))
