@@ -195,7 +195,7 @@ def test_an_empty_index_is_no_page(config) -> None:
     assert asyncio.run(read()) == []
 
 
-def test_a_job_added_while_loading_is_listed_once(store: Store, config) -> None:
+def test_a_job_added_while_loading_shifts_the_pages_and_none_is_missed(store: Store, config) -> None:
     """A newer job shifts every later page by one: a job may come twice (the feed skips
     the repeat by id), none is missed."""
     ids = write_shapes(store, 300)
