@@ -96,13 +96,13 @@ def run(big: int = 100_000, small: int = 100) -> None:
         fill(s_small, small)
         fill(s_big, big)
         t_list = best_of(lambda: [j for p in s_big.iter_jobs() for j in p], repeat=2)
-        small_run = min((child("load", srv.url, "csmall", str(small)) for _ in range(2)),
-                        key=lambda r: r["first_screen_s"])
+        small_run = child("load", srv.url, "csmall", str(small))
         big_run = child("load", srv.url, "cbig", str(big))
-        first = big_run["first_screen_s"]
-        if big <= 200_000:  # a second load is cheap here: the first screen is noisy
-            first = min(first, child("load", srv.url, "cbig", str(big))["first_screen_s"])
-        big_run["first_screen_s"] = first
+        # The first screen is noisy (tens of ms on a busy machine): the best of three
+        # consoles on each side, ended once their first screen is painted.
+        for run_, prefix, n in ((small_run, "csmall", small), (big_run, "cbig", big)):
+            run_["first_screen_s"] = min([run_["first_screen_s"]] + [
+                child("first", srv.url, prefix, str(n))["first_screen_s"] for _ in range(2)])
         ratio = big_run["first_screen_s"] / small_run["first_screen_s"]
         report(f"console {big:,}: time to first screen", big_run["first_screen_s"], "s")
         report(f"console {small}: time to first screen", small_run["first_screen_s"], "s")
@@ -111,8 +111,9 @@ def run(big: int = 100_000, small: int = 100) -> None:
         report(f"console {big:,}: every job in the table", big_run["all_loaded_s"], "s")
         report(f"store full listing of {big:,} (baseline)", t_list, "s")
         check("console full load / store listing", full, "x", "<= 1.5", full <= 1.5,
-              note=f"of it: parsing pages {big_run['parse_s']:.1f} s (feed), rows, counts "
-              f"and table {big_run['index_s']:.1f} s (index)")
+              note=f"of it: pages parsed into table rows {big_run['parse_s']:.1f} s (a thread), "
+              f"counts and table {big_run['index_s']:.1f} s (index); "
+              f"{big_run.get('rows_long_way', 0):.0f} rows made through a Job")
         pages = int(big_run["pages"])
         check(f"console {big:,}: sorts/filters built during the load", big_run["builds_during_load"],
               "builds", "bounded, not per page", big_run["builds_during_load"] <= 20,
@@ -127,8 +128,8 @@ def run(big: int = 100_000, small: int = 100) -> None:
               "blocking sort")
         check(f"console {big:,}: longest UI stall during the load", big_run["load_stall_ms"], "ms",
               "<= 100", big_run["load_stall_ms"] <= 100,
-              note=f"one feed page parses in up to {big_run['parse_worst_ms']:.0f} ms on the "
-              f"event loop; the index takes a page in up to {big_run['index_worst_ms']:.0f} ms")
+              note=f"one feed page parses in up to {big_run['parse_worst_ms']:.0f} ms (in a "
+              f"thread); the index takes a page in up to {big_run['index_worst_ms']:.0f} ms")
         per_job = (big_run["rss_mb"] - small_run["rss_mb"]) * 1e6 / (big - small)
         base = child("listing", srv.url, "cbig")
         base_per_job = base["rss_mb"] * 1e6 / base["jobs"]

@@ -23,7 +23,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gn_jobs_tui.core import connection, errors, events, scripts
 from gn_jobs_tui.core.connection import Caps, Target
@@ -39,6 +39,9 @@ from gn_jobs_tui.core.model import (
 )
 from gn_jobs_tui.core.outputs import KeyState, apply_chunk, more_to_read, read_args
 
+if TYPE_CHECKING:
+    import asyncio  # the CLI imports this module: asyncio only where the console needs it
+
 PAGE = 5000
 AUDIT_MAXLEN = 100_000
 #: A Cluster SCAN cursor: which primary (times this) plus that primary's own cursor.
@@ -48,6 +51,7 @@ THREAD_PARSE_ROWS = 500
 #: Replies that mean "scripts are not for us here" (ACL, or a server without the command).
 
 Cmd = tuple[Any, ...]
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -345,6 +349,17 @@ class _Base:
     def _job_ids(self, names: Sequence[Any]) -> list[str]:
         ids = [self.keys.job_id_of(to_text(n) or "") for n in names]
         return [i for i in ids if i]
+
+
+def _without_gc(fn: Callable[..., list[T]], *args: Any) -> list[T]:
+    with _no_gc():
+        return fn(*args)
+
+
+def jobs_from_listing(flat: Any, hints: dict[str, str] | None = None) -> list[Job]:
+    """Jobs from a listing's flat reply (the parser of the console's own rows falls back
+    on this one, so both read a row the same way)."""
+    return _Base._parse_rows(flat, hints)
 
 
 def connect(url: str, *, timeout: float = 5.0, name: str = "gn-jobs") -> Any:
@@ -840,6 +855,12 @@ class Store(_Base):
             self._redis_py.close()
 
 
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an unwanted future's outcome (its error, if any, is moot: nobody waits)."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
@@ -910,14 +931,18 @@ class AsyncStore(_Base):
                 pipe.execute_command(*cmd)
             return await pipe.execute(raise_on_error=raise_on_error)
 
-    async def _parse(self, flat: Any, hints: dict[str, str] | None = None) -> list[Job]:
-        """Rows to Jobs; a big page in a thread, so the console's event loop never waits
-        on it for long (parsing 5,000 jobs takes about 100 ms)."""
+    async def _parse(self, flat: Any, hints: dict[str, str] | None = None,
+                     parse: Callable[[Any, dict[str, str] | None], list[T]] | None = None
+                     ) -> list[T]:
+        """Rows to Jobs (or what `parse` makes of them); a big page in a thread, so the
+        console's event loop never waits on it for long (parsing 5,000 jobs takes about
+        100 ms)."""
+        fn = parse or self._parse_rows
         if isinstance(flat, list) and len(flat) > THREAD_PARSE_ROWS * (3 + len(LIST_FIELDS)):
             import asyncio  # here: the CLI imports this module and never needs asyncio
 
-            return await asyncio.to_thread(self._parse_rows, flat, hints)
-        return self._parse_rows(flat, hints)
+            return await asyncio.to_thread(_without_gc, fn, flat, hints)  # type: ignore[arg-type]
+        return fn(flat, hints)  # type: ignore[return-value]
 
     async def _script(self, script: scripts.ReadScript, keys: list[str], args: list[Any]) -> Any:
         try:
@@ -945,20 +970,55 @@ class AsyncStore(_Base):
                         count: int = 100) -> list[Job]:
         if count <= 0:
             return []
+        return await self._parse(await self._page(user, start, count))
+
+    async def _page(self, user: str | None, start: int, count: int) -> list[Any]:
+        """One page of an index as flat listing rows (not parsed yet)."""
         await self.detect()
         index = self._index(user)
         if self.scripted_reads:
             try:
-                flat = await self._script(scripts.LIST_PAGE_RO, [index],
+                return await self._script(scripts.LIST_PAGE_RO, [index],
                                           self._list_args(start, start + count - 1))
-                return await self._parse(flat)
             except errors.reply() as exc:
                 if not _refused(exc):
                     raise
                 self.caps.scripting = False
         pairs = await self.r.zrevrange(index, start, start + count - 1, withscores=True)
         ids = [to_text(i) or "" for i, _ in pairs]
-        return await self._parse(await self._rows(ids, [s for _, s in pairs]))
+        return await self._rows(ids, [s for _, s in pairs])
+
+    async def iter_pages(self, user: str | None, start: int, count: int,
+                         parse: Callable[[Any, dict[str, str] | None], list[T]] | None = None
+                         ) -> AsyncIterator[list[T]]:
+        """Pages of an index from `start`, newest first, until a short or empty one
+        (an empty one is not handed on).
+
+        The next page is asked for before this one is parsed and handed on, so
+        the server's work on it overlaps ours (the console's load: parsing and
+        indexing a page take about as long as the server's reading it).
+        `parse`: what to make of a page's flat rows (default: Jobs); the console
+        makes its table rows straight from them.
+        """
+        import asyncio
+
+        ahead: asyncio.Future[list[Any]] | None = asyncio.ensure_future(
+            self._page(user, start, count))
+        try:
+            while ahead is not None:
+                flat = await ahead
+                ahead = None
+                if isinstance(flat, list) and len(flat) >= count * (3 + len(LIST_FIELDS)):
+                    start += count
+                    ahead = asyncio.ensure_future(self._page(user, start, count))
+                page = await self._parse(flat, None, parse)
+                if not page:
+                    return
+                yield page
+        finally:
+            if ahead is not None:  # stopped early: the page asked for is not wanted
+                ahead.cancel()
+                ahead.add_done_callback(_consume)
 
     async def index_page(self, index: str, start: int, count: int) -> list[tuple[str, float]]:
         """(id, score) of one page of an index, newest first."""
@@ -1069,13 +1129,21 @@ class AsyncStore(_Base):
                              ("ZREM", self.keys.heartbeats, job.job_id)])
         return bool(done)
 
-    async def discover(self, cursor: int = 0, budget: int = 5,
-                       count: int = 1000) -> tuple[int, list[str]]:
+    async def discover(self, cursor: int = 0, budget: int = 5, count: int = 1000,
+                       skip: Callable[[str], bool] | None = None) -> tuple[int, list[str]]:
+        """Ids of job hashes that no all-jobs index lists, from `budget` SCAN steps.
+
+        `skip`: ids the caller holds already (it read them from the index), left
+        out before the index is asked about the rest: a load's full pass over a
+        million keys then sends the server no million ids to look up.
+        """
         await self.detect()
         found: list[str] = []
         for _ in range(budget):
             cursor, names = await self._scan_step(cursor, self.keys.jobs_pattern, count)
             ids = self._job_ids(names)
+            if skip is not None:
+                ids = [i for i in ids if not skip(i)]
             found.extend(i for i, known in zip(ids, await self.in_index(ids), strict=False)
                          if not known)
             if cursor == 0:

@@ -21,8 +21,11 @@ If Redis goes away, every loop reports it, backs off and reloads on return.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import operator
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -32,6 +35,7 @@ from gn_jobs_tui.core.model import Job, looks_like_a_job
 from gn_jobs_tui.core.redact import redact_text
 from gn_jobs_tui.core.store import AsyncStore
 from gn_jobs_tui.ui.messages import Connection, JobsChanged, JobsLoaded, KeysChanged, Polled
+from gn_jobs_tui.ui.rows import Row, rows_from_listing
 
 FIRST_PAGE = 200
 #: Jobs per page after the first: a page's reply is read on the event loop, and 5,000 held
@@ -52,6 +56,9 @@ USERS_EVERY = 20
 MEMORY_EVERY = 10
 KEY_ONLY = frozenset({"output", "child"})
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+_ID = operator.attrgetter("job_id")
+_WHO = operator.attrgetter("_who")
+_ODD = operator.attrgetter("_odd")
 
 
 async def _end(tasks: set[asyncio.Task[object]]) -> None:
@@ -98,18 +105,39 @@ class Feed:
     def _error(self, exc: BaseException) -> str:
         return redact_text(f"{type(exc).__name__}: {exc}", self.config.url)
 
-    def _note(self, jobs: list[Job], *, indexed: bool = False) -> None:
+    def _note(self, jobs: Sequence[Job | Row], *, indexed: bool = False) -> None:
         for job in jobs:
             if job.job_id not in self.known:
                 self.known.add(job.job_id)
                 if indexed:
                     self.indexed += 1
                     self.user_counts[job.user_id] = self.user_counts.get(job.user_id, 0) + 1
-            ours = job.heartbeat is not None or job.attempt is not None
-            if job.is_terminal or ours:
-                self.foreign_active.discard(job.job_id)
+                    self.outside.pop(job.job_id, None)  # now in the all-jobs index
+            if isinstance(job, Row):
+                polled = job.polled
             else:
+                ours = job.heartbeat is not None or job.attempt is not None
+                polled = not (job.is_terminal or ours)
+            if polled:
                 self.foreign_active.add(job.job_id)
+            else:
+                self.foreign_active.discard(job.job_id)
+
+    def _note_rows(self, rows: list[Row], ids: list[str]) -> None:
+        """`_note(rows, indexed=True)` for a page of new rows (`ids` not in `known`),
+        in C where it can be."""
+        self.known.update(ids)
+        self.indexed += len(ids)
+        if self.outside:  # those now in the all-jobs index are no longer outside it
+            for job_id in ids:
+                self.outside.pop(job_id, None)
+        counts = self.user_counts
+        for who, n in Counter(map(_WHO, rows)).items():
+            counts[who[1]] = counts.get(who[1], 0) + n
+        if self.foreign_active:
+            self.foreign_active.difference_update(ids)
+        self.foreign_active.update(r.job_id for r in itertools.compress(rows, map(_ODD, rows))
+                                   if r.polled)
 
     def _forget(self, ids: list[str]) -> None:
         for job_id in ids:
@@ -199,37 +227,40 @@ class Feed:
         self._reload.set()
 
     async def load(self) -> None:
-        """Every source, the first screen first; then remove what is gone."""
+        """Every source, the first screen first; then remove what is gone.
+
+        `known` starts empty and takes each id as it is read: it is also the set of
+        ids seen by this load (a second set of a million ids cost as much again,
+        and both grew, so re-hashed, in the same step: a stall of 180 ms).
+        """
         first_load = not self.known
         previous = self.known
-        self.known = {i for i in previous if i in self.outside}
+        self.known = seen = set()
         self.indexed = 0
         self.user_counts = {}
-        seen: set[str] = set()
         first = await self.store.list_jobs(None, 0, FIRST_PAGE)
-        seen.update(j.job_id for j in first)
         self._note(first, indexed=True)
         self.post(JobsLoaded(first, reset=first_load, complete=False))
-        start = FIRST_PAGE
-        while len(first) == FIRST_PAGE:
-            page = await self.store.list_jobs(None, start, PAGE)
-            fresh = [j for j in page if j.job_id not in seen]
-            seen.update(j.job_id for j in fresh)
-            self._note(fresh, indexed=True)
-            self.post(JobsLoaded(fresh, complete=False))
-            if len(page) < PAGE:
-                break
-            start += PAGE
+        if len(first) == FIRST_PAGE:
+            # The server reads the next page while this one is parsed and posted.
+            async for page in self.store.iter_pages(None, FIRST_PAGE, PAGE,
+                                                    parse=rows_from_listing):
+                ids = list(map(_ID, page))
+                if seen.isdisjoint(ids):  # the usual case, checked in C
+                    self._note_rows(page, ids)
+                    fresh = page
+                else:  # already read: a job added meanwhile shifted the pages, or a change
+                    fresh = [j for j in page if j.job_id not in seen]
+                    self._note(fresh, indexed=True)
+                self.post(JobsLoaded(fresh, complete=False))
         # Jobs the all-jobs index lacks: the ones already found, at once, then a fresh search.
         if self.outside:
             kept = [i for i in self.outside if i not in seen]
             jobs = [j for j in await self.store.get_jobs(kept, self._hints(kept))
                     if not j.is_missing]
-            seen.update(j.job_id for j in jobs)
             self._note(jobs)
             self.post(JobsLoaded(jobs, complete=False))
         for jobs in (await self._user_only(seen), await self._unindexed(seen, full=True)):
-            seen.update(j.job_id for j in jobs)
             self._note(jobs)
             if jobs:
                 self.post(JobsLoaded(jobs, complete=False))
@@ -280,16 +311,21 @@ class Feed:
     async def _unindexed(self, seen: set[str], *, full: bool) -> list[Job]:
         """Job hashes nobody indexed: a whole pass, or a bounded slice of the key space."""
         found: list[str] = []
+
+        def held(job_id: str) -> bool:
+            return job_id in seen or self._skip(job_id)
+
         if full:
             cursor = 0
             while True:
-                cursor, ids = await self.store.discover(cursor, budget=10, count=SCAN_COUNT)
+                cursor, ids = await self.store.discover(cursor, budget=10, count=SCAN_COUNT,
+                                                        skip=held)
                 found.extend(ids)
                 if cursor == 0:
                     break
         else:
             self._scan_cursor, found = await self.store.discover(
-                self._scan_cursor, budget=SLICE_BUDGET, count=SLICE_COUNT)
+                self._scan_cursor, budget=SLICE_BUDGET, count=SLICE_COUNT, skip=held)
         fresh = [i for i in dict.fromkeys(found) if i not in seen and not self._skip(i)]
         jobs = [j for j in await self.store.get_jobs(fresh) if looks_like_a_job(j)]
         for job in jobs:

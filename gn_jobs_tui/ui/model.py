@@ -19,9 +19,11 @@ since the last build, and once at the end: a bounded number per load.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gn_jobs_tui.core.model import Job
@@ -37,6 +39,19 @@ MOVE_BUDGET = 60_000_000
 URGENT = frozenset({"running", "queued", "lost", "failed"})
 #: Jobs with activity within this window feed the Pulse view.
 RECENT = 3600.0
+_ID = operator.attrgetter("job_id")
+_WHO = operator.attrgetter("_who")
+_STATUS = operator.attrgetter("effective_status")
+_ODD = operator.attrgetter("_odd")
+_CREATED = operator.attrgetter("created")
+_STARTED = operator.attrgetter("started")
+_FINISHED = operator.attrgetter("finished")
+
+
+def _newest(rows: list[Row]) -> float:
+    """The latest of any row's created, started and finished times (0.0 if none)."""
+    return max(max(filter(None, map(get, rows)), default=0.0)
+               for get in (_CREATED, _STARTED, _FINISHED))
 
 
 LEVELS = ("filter", "sort", "full")
@@ -83,15 +98,19 @@ class HostStat:
     def running(self) -> int:
         return self.statuses.get("running", 0)
 
-    def add_many(self, rows: list[Row]) -> None:
-        self.statuses.update(r.effective_status for r in rows)
-        health = Counter(r.hb for r in rows if r.hb is not None)
-        self.unknown += health["unknown"]
-        self.alive += health["alive"]
-        self.lapsed += health["lapsed"]
-        seen = max((r.finished or r.started or r.created or 0.0) for r in rows)
-        if seen > self.last_seen:
-            self.last_seen = seen
+    def add_group(self, status: str, hb: str | None, n: int) -> None:
+        """N new jobs of one status and heartbeat health (a load counts them by group)."""
+        self.statuses[status] += n
+        if hb == "unknown":
+            self.unknown += n
+        elif hb == "alive":
+            self.alive += n
+        elif hb == "lapsed":
+            self.lapsed += n
+
+    def saw(self, when: float) -> None:
+        if when > self.last_seen:
+            self.last_seen = when
 
     def add(self, job: Row, sign: int) -> None:
         self.statuses[job.effective_status] += sign
@@ -259,27 +278,45 @@ class JobIndex:
             stat.add(job, sign)
 
     def _count_new(self, rows: list[Row]) -> None:
-        """`_count` and `_note_recent` for many new rows at once (counting in C)."""
-        self.jobs.update((r.job_id, r) for r in rows)
+        """`_count` and `_note_recent` for many new rows at once.
+
+        A load brings a million rows with a few distinct (type, user, host, status,
+        health) among them: the rows are grouped by those in C (`Counter` over
+        `map`), and only the groups are walked in Python.
+        """
+        self.jobs.update(zip(map(_ID, rows), rows, strict=True))
         sizes = (len(self.user_counts), len(self.type_counts), len(self.hosts))
-        self.status_counts.update(r.effective_status for r in rows)
-        self.user_counts.update(r.user_id for r in rows)
-        self.type_counts.update(r.job_type for r in rows)
-        by_host: dict[str, list[Row]] = {}
-        for r in rows:
-            if r.host:
-                by_host.setdefault(r.host, []).append(r)
-        for host, group in by_host.items():
-            stat = self.hosts.get(host)
-            if stat is None:
-                stat = self.hosts[host] = HostStat()
-            stat.add_many(group)
+        groups = Counter(zip(map(_WHO, rows), map(_STATUS, rows), map(_ODD, rows), strict=True))
+        statuses, users, types, hosts = (self.status_counts, self.user_counts,
+                                         self.type_counts, self.hosts)
+        page_hosts: set[str] = set()
+        for (who, status, odd), n in groups.items():
+            job_type, user, host = who
+            statuses[status] += n
+            users[user] += n
+            types[job_type] += n
+            if host:
+                stat = hosts.get(host)
+                if stat is None:
+                    stat = hosts[host] = HostStat()
+                stat.add_group(status, odd[1] if odd is not None else None, n)
+                page_hosts.add(host)
         if sizes != (len(self.user_counts), len(self.type_counts), len(self.hosts)):
             self.distinct_version += 1
+        if page_hosts:
+            if len(page_hosts) == 1 and all(who[2] for who, _, _ in groups):
+                hosts[next(iter(page_hosts))].saw(_newest(rows))
+            else:
+                by_host: dict[str, list[Row]] = {}
+                for r in rows:
+                    if (host := r._who[2]):
+                        by_host.setdefault(host, []).append(r)
+                for host, group in by_host.items():
+                    hosts[host].saw(_newest(group))
         horizon = self.clock() - RECENT
-        # finished >= started >= created: the latest known of them says whether it is recent.
-        self.recent.update((r.job_id, r) for r in rows
-                           if (r.finished or r.started or r.created or 0.0) >= horizon)
+        if _newest(rows) >= horizon:
+            self.recent.update((r.job_id, r) for r in rows if max(
+                r.created or 0.0, r.started or 0.0, r.finished or 0.0) >= horizon)
 
     def _note_recent(self, job: Row, horizon: float) -> None:
         if max(job.created or 0.0, job.started or 0.0, job.finished or 0.0) >= horizon:
@@ -287,23 +324,31 @@ class JobIndex:
         else:
             self.recent.pop(job.job_id, None)
 
-    def add_page(self, page: list[Job]) -> list[Row]:
-        """A page of the initial load (newest first). Returns the rows that changed.
+    def add_page(self, page: Sequence[Job | Row]) -> list[Row]:
+        """A page of the initial load (newest first), as Jobs or Rows already made.
+        Returns the rows that changed.
 
         New jobs go to the front of `base` in one step when they are older than
         everything held, as the listing sends them; with the default view they
         are then shown with no further work.
         """
         known = self.jobs
-        fresh = [Row(j) for j in page if j.job_id not in known]
-        changed = self.upsert([j for j in page if j.job_id in known]) \
-            if len(fresh) != len(page) else []
+        changed: list[Row] = []
+        if known.keys().isdisjoint(map(_ID, page)):  # a load: all new (checked in C)
+            fresh = list(page) if set(map(type, page)) <= {Row} else \
+                [j if type(j) is Row else Row(j) for j in page]  # type: ignore[arg-type]
+        else:
+            fresh = [j if type(j) is Row else Row(j)  # type: ignore[arg-type]
+                     for j in page if j.job_id not in known]
+            changed = self.upsert([j for j in page if j.job_id in known])
         if not fresh:
             return changed
-        self._count_new(fresh)
+        self._count_new(fresh)  # type: ignore[arg-type]
         fresh.reverse()  # oldest first, like `base`
-        keys = [base_key(j) for j in fresh]
-        ordered = all(a < b for a, b in zip(keys, keys[1:], strict=False))
+        created = list(map(_CREATED, fresh))
+        keys = list(zip(created, map(_ID, fresh), strict=True)) if None not in created else \
+            [base_key(j) for j in fresh]  # type: ignore[arg-type]
+        ordered = all(map(operator.lt, keys, itertools.islice(keys, 1, None)))
         building = self.building
         if building is not None and building.level == "full":
             building.log.extend((None, j) for j in fresh)
@@ -332,7 +377,7 @@ class JobIndex:
                 self.unsorted += len(fresh)
         return changed + fresh
 
-    def upsert(self, jobs: Iterable[Job]) -> list[Row]:
+    def upsert(self, jobs: Iterable[Job | Row]) -> list[Row]:
         """Add or replace jobs; returns the rows that changed.
 
         A re-read job whose row equals the one held is not replaced: the
@@ -341,7 +386,7 @@ class JobIndex:
         pairs: list[tuple[Row | None, Row | None]] = []
         horizon = self.clock() - RECENT
         for full in jobs:
-            job = Row(full)
+            job = full if type(full) is Row else Row(full)  # type: ignore[arg-type]
             old = self.jobs.get(job.job_id)
             if old is not None and old == job:
                 continue
