@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.message import Message
 
 from gn_jobs_tui.core.model import Job
 from gn_jobs_tui.core.outputs import KeyState
 
+if TYPE_CHECKING:
+    from gn_jobs_tui.ui.rows import Row
+
 
 class JobsLoaded(Message):
-    """A page of the initial (or re-)load. `reset`: replace what is shown."""
+    """A page of the initial (or re-)load. `reset`: replace what is shown.
 
-    def __init__(self, jobs: list[Job], *, reset: bool = False, complete: bool = False) -> None:
+    The all-jobs pages carry table rows made straight from the listing's reply
+    (no Job per row); other sources' pages carry Jobs."""
+
+    def __init__(self, jobs: list[Job] | list[Row], *, reset: bool = False, complete: bool = False) -> None:
         self.jobs, self.reset, self.complete = jobs, reset, complete
         super().__init__()
 
