@@ -33,6 +33,7 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.leftovers: the one way to end what a run left
 WORK = ROOT / "mutants"
 MARK = "GN_JOBS_MUTATION_RUN"
 TARGET = 85.0
@@ -117,20 +118,11 @@ def marked(run_id: str, tmp: str) -> list[psutil.Process]:
 
 
 def sweep(run_id: str, tmp: str) -> list[str]:
-    """End every process still left from this run; what was ended."""
-    deadline = time.monotonic() + 15  # supervisors finishing their last writes
-    left = marked(run_id, tmp)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.5)
-        left = marked(run_id, tmp)
-    ended = []
-    for proc in left:
-        try:
-            ended.append(f"{proc.pid}: {' '.join(proc.cmdline())[:100]}")
-            proc.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return ended
+    """End every process still left from this run (supervisors get 15 s to finish their
+    last writes); what was ended."""
+    from tests.leftovers import end_found
+
+    return end_found(lambda: marked(run_id, tmp), 15, 0.5)
 
 
 def tally(where: Path, group: Group) -> list[Tally]:

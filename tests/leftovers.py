@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import psutil
 
@@ -29,11 +30,18 @@ def marked(name: str) -> list[psutil.Process]:
 def end_leftovers(name: str, grace: float = 20.0) -> list[str]:
     """Wait up to `grace` s (supervisors finish their last writes), then kill what is left;
     returns each killed process as `pid: command`."""
+    return end_found(lambda: marked(name), grace, 0.2)
+
+
+def end_found(find: Callable[[], list[psutil.Process]], grace: float,
+              every: float) -> list[str]:
+    """Ask `find` every `every` s until it finds nothing or `grace` s pass, then kill what it
+    finds (also `.ci/mutation`'s sweep, which finds servers by their directory too)."""
     deadline = time.monotonic() + grace
-    left = marked(name)
+    left = find()
     while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = marked(name)
+        time.sleep(every)
+        left = find()
     ended = []
     for proc in left:
         try:
